@@ -1,0 +1,54 @@
+# The suite's commands. `make demo` and `make test` work on a fresh machine: they install what
+# they need (a Python virtual environment, the Kafka broker's jars, Debian's PostgreSQL).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+SCRIPTS := deploy/scripts
+
+.PHONY: help setup up down clean status lint format typecheck test test-unit demo bench
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## install everything (idempotent): Python packages, Kafka jars, PostgreSQL
+	@$(SCRIPTS)/setup-python.sh
+	@$(SCRIPTS)/kafka.sh install
+	@$(SCRIPTS)/postgres.sh install
+
+up: setup ## start Kafka, PostgreSQL and the services in the background; returns once ready
+	@$(SCRIPTS)/stack.sh up
+
+down: ## stop everything, keeping its data
+	@$(SCRIPTS)/stack.sh down
+
+status: ## what is running
+	@$(SCRIPTS)/stack.sh status
+
+clean: down ## stop everything and wipe the local data (.local)
+	rm -rf .local/kafka/data .local/kafka/cluster.id .local/postgres .local/logs .local/run
+
+lint: ## ruff check and format check
+	@$(SCRIPTS)/setup-python.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: ## mypy, strict
+	@$(SCRIPTS)/setup-python.sh
+	$(BIN)/mypy
+
+test: setup lint typecheck ## install, lint, typecheck and run every test against real Kafka and PostgreSQL
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: ## the tests that need no server
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+demo: up ## start the stack and show it working
+	@$(BIN)/python -m shared.cli demo
+
+bench: up ## the benchmark suite: one table, JSON under bench/results/
+	@$(BIN)/python -m bench

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The local stack: Kafka, PostgreSQL, migrations, topics and the three services, in the background.
+#   stack.sh infra   Kafka + PostgreSQL + migrations + topics (what the tests need)
+#   stack.sh up      infra, then the services; returns once everything answers
+#   stack.sh down    stop the services, Kafka and PostgreSQL, keeping their data
+#   stack.sh status  one line per component
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PY="$ROOT/.venv/bin/python"
+SCRIPTS="$ROOT/deploy/scripts"
+# name:module:port (the port serves /readyz)
+SERVICES=(
+  "ledger:services.ledger:${STOCKLEDGER_LEDGER_METRICS_PORT:-8081}"
+  "projector:services.projector:${STOCKLEDGER_HTTP_PORT:-8080}"
+  "replenisher:services.replenisher:${STOCKLEDGER_REPLENISHER_METRICS_PORT:-8082}"
+)
+
+infra() {
+  "$SCRIPTS/kafka.sh" start
+  "$SCRIPTS/postgres.sh" start
+  "$PY" -m shared.migrate
+  "$PY" -m shared.topics
+}
+
+service_exists() { [ -f "$ROOT/services/$1/__main__.py" ]; }
+
+start_services() {
+  local entry name module port pidfile
+  for entry in "${SERVICES[@]}"; do
+    IFS=: read -r name module port <<<"$entry"
+    service_exists "$name" || continue
+    pidfile="$RUN_DIR/$name.pid"
+    if pid_alive "$pidfile"; then say "$name: already running"; continue; fi
+    port_open "$port" && die "port $port is already in use by another program; stop it or change the port"
+    (cd "$ROOT" && STOCKLEDGER_METRICS_PORT="$port" setsid nohup "$PY" -m "$module" \
+      >>"$LOG_DIR/$name.log" 2>&1 & echo $! >"$pidfile")
+  done
+  for entry in "${SERVICES[@]}"; do
+    IFS=: read -r name module port <<<"$entry"
+    service_exists "$name" || continue
+    wait_ready "$name" "$port"
+  done
+}
+
+wait_ready() {
+  local name=$1 port=$2
+  for _ in $(seq 900); do
+    if "$PY" - "$port" <<'PY' 2>/dev/null; then say "$name: ready on 127.0.0.1:$port"; return 0; fi
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=1)
+PY
+    pid_alive "$RUN_DIR/$name.pid" || { tail -n 20 "$LOG_DIR/$name.log" >&2; die "$name exited (log above)"; }
+    sleep 0.1
+  done
+  tail -n 20 "$LOG_DIR/$name.log" >&2
+  die "$name not ready after 90 s (log above: $LOG_DIR/$name.log)"
+}
+
+stop_services() {
+  local entry name module port
+  for entry in "${SERVICES[@]}"; do
+    IFS=: read -r name module port <<<"$entry"
+    service_exists "$name" && stop_pid "$name" "$RUN_DIR/$name.pid" 30
+  done
+  return 0
+}
+
+case "${1:-}" in
+  infra) infra ;;
+  up) infra; start_services; say "stack: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, API http://127.0.0.1:${STOCKLEDGER_HTTP_PORT:-8080})" ;;
+  down) stop_services; "$SCRIPTS/kafka.sh" stop; "$SCRIPTS/postgres.sh" stop ;;
+  status)
+    "$SCRIPTS/kafka.sh" status || true
+    "$SCRIPTS/postgres.sh" status && say "postgres: running" || say "postgres: stopped"
+    for entry in "${SERVICES[@]}"; do
+      IFS=: read -r name module port <<<"$entry"
+      service_exists "$name" || continue
+      pid_alive "$RUN_DIR/$name.pid" && say "$name: running" || say "$name: stopped"
+    done ;;
+  *) die "usage: stack.sh infra|up|down|status" ;;
+esac

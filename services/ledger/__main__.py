@@ -1,0 +1,9 @@
+"""``python -m services.ledger``: run the ledger service with settings from the environment."""
+
+from shared.runner import run_service
+from shared.settings import Settings
+
+from .app import create_service
+
+settings = Settings()
+run_service(create_service(settings), settings)

@@ -1,0 +1,185 @@
+"""The ledger in PostgreSQL: one transaction per batch, idempotent, locked in a fixed order.
+
+Per batch: claim the event ids in ``processed_events`` (a redelivered event is dropped there, even
+one that had no effect on stock); lock the orders and references, then the items, each with
+transaction-scoped advisory locks taken in sorted order so that concurrent instances neither
+deadlock nor overwrite each other; fold the events with the pure rules; append the entries under
+the append lock, which makes positions commit in order (the relay never skips a row); write the
+new state; notify the relay.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+import asyncpg
+import orjson
+
+from shared.db import Connection
+from shared.events.codec import InputEvent
+
+from ..domain.batch import fold, item_keys, order_and_reference_keys
+from ..domain.rules import Entry
+from ..domain.state import STATES, Balance, InboundState, ItemKey, LedgerState, OrderState
+from .store import Accepted, AppendResult, first_of_each
+
+APPEND_LOCK = 7_300_100  # one lock: appends are serialized, so positions commit in order
+ORDER_LOCK, REFERENCE_LOCK, ITEM_LOCK = 7_300_101, 7_300_102, 7_300_103
+NOTIFY_CHANNEL = "ledger_appended"
+
+ENTRY_COLUMNS = (
+    "entry_id",
+    "source_event_id",
+    "line_no",
+    "sku",
+    "location",
+    "kind",
+    *STATES,
+    "occurred_at",
+    "source_type",
+    "reference",
+    "detail",
+)
+
+_CLAIM = """
+INSERT INTO processed_events (event_id, event_type, topic)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+_LOCK = "SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int[]) AS k"
+_LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])"
+_LOAD_INBOUND = "SELECT reference, state FROM ledger_inbound WHERE reference = ANY($1::text[])"
+_LOAD_BALANCES = """
+SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, b.incoming
+FROM ledger_balances b JOIN unnest($1::text[], $2::text[]) AS k(sku, location)
+  ON b.sku = k.sku AND b.location = k.location
+"""
+_SAVE_BALANCES = """
+INSERT INTO ledger_balances (sku, location, on_hand, committed, damaged, quality_control, incoming)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                     $6::bigint[], $7::bigint[])
+ON CONFLICT (sku, location) DO UPDATE SET
+  on_hand = EXCLUDED.on_hand, committed = EXCLUDED.committed, damaged = EXCLUDED.damaged,
+  quality_control = EXCLUDED.quality_control, incoming = EXCLUDED.incoming
+"""
+_SAVE_ORDERS = """
+INSERT INTO ledger_orders (order_id, state) SELECT * FROM unnest($1::text[], $2::jsonb[])
+ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state
+"""
+_SAVE_INBOUND = """
+INSERT INTO ledger_inbound (reference, state) SELECT * FROM unnest($1::text[], $2::jsonb[])
+ON CONFLICT (reference) DO UPDATE SET state = EXCLUDED.state
+"""
+
+
+def lock_ids(keys: Iterable[str]) -> list[int]:
+    """Stable 32-bit lock ids, sorted: every instance takes them in the same order."""
+    return sorted({zlib.crc32(k.encode()) - 2**31 for k in keys})
+
+
+def _item_name(key: ItemKey) -> str:
+    return f"{key[1]}|{key[0]}"
+
+
+def _entry_record(e: Entry) -> tuple[object, ...]:
+    d = e.deltas
+    return (
+        e.entry_id,
+        e.source_event_id,
+        e.line_no,
+        e.sku,
+        e.location,
+        e.kind,
+        *(d.get(s, 0) for s in STATES),
+        e.occurred_at,
+        e.source_type,
+        e.reference,
+        orjson.dumps(e.detail).decode() if e.detail is not None else None,
+    )
+
+
+async def _lock(conn: Connection, space: int, keys: Iterable[str]) -> None:
+    ids = lock_ids(keys)
+    if ids:
+        await conn.fetchval(_LOCK, space, ids)
+
+
+class PostgresLedgerStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def append(self, batch: list[Accepted]) -> AppendResult:
+        unique = first_of_each(batch)
+        if not unique:
+            return AppendResult(0, 0, 0)
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed = {
+                r[0]
+                for r in await conn.fetch(
+                    _CLAIM,
+                    [a.event.event_id for a in unique],
+                    [a.event.type for a in unique],
+                    [a.topic for a in unique],
+                )
+            }
+            events = [a.event for a in unique if a.event.event_id in claimed]
+            if not events:
+                return AppendResult(0, len(batch), 0)
+            state = await self._load(conn, events)
+            entries = fold(state, events)
+            if entries:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
+                await conn.copy_records_to_table(
+                    "ledger_entries",
+                    records=[_entry_record(e) for e in entries],
+                    columns=ENTRY_COLUMNS,
+                )
+            await self._save(conn, state, {(e.sku, e.location) for e in entries})
+            if entries:
+                await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        return AppendResult(len(events), len(batch) - len(events), len(entries))
+
+    async def _load(self, conn: Connection, events: list[InputEvent]) -> LedgerState:
+        state = LedgerState()
+        orders, references = order_and_reference_keys(events)
+        await _lock(conn, ORDER_LOCK, orders)
+        await _lock(conn, REFERENCE_LOCK, references)
+        for row in await conn.fetch(_LOAD_ORDERS, list(orders)):
+            state.orders[row["order_id"]] = OrderState.from_json(orjson.loads(row["state"]))
+        for row in await conn.fetch(_LOAD_INBOUND, list(references)):
+            state.inbound[row["reference"]] = InboundState.from_json(orjson.loads(row["state"]))
+        keys = item_keys(events, state)
+        await _lock(conn, ITEM_LOCK, map(_item_name, keys))
+        skus, locations = [k[0] for k in keys], [k[1] for k in keys]
+        for row in await conn.fetch(_LOAD_BALANCES, skus, locations):
+            state.balances[(row["sku"], row["location"])] = Balance(*(row[s] for s in STATES))
+        return state
+
+    async def _save(self, conn: Connection, state: LedgerState, changed: set[ItemKey]) -> None:
+        if changed:
+            keys = sorted(changed)
+            rows = [state.balance(k) for k in keys]
+            await conn.execute(
+                _SAVE_BALANCES,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                *([getattr(b, s) for b in rows] for s in STATES),
+            )
+        if state.orders:
+            ids = sorted(state.orders)
+            docs = [orjson.dumps(state.orders[o].to_json()).decode() for o in ids]
+            await conn.execute(_SAVE_ORDERS, ids, docs)
+        if state.inbound:
+            refs = sorted(state.inbound)
+            docs = [orjson.dumps(state.inbound[r].to_json()).decode() for r in refs]
+            await conn.execute(_SAVE_INBOUND, refs, docs)
+
+    async def balances(self) -> dict[ItemKey, Balance]:
+        rows = await self.pool.fetch(
+            "SELECT sku, location, on_hand, committed, damaged, quality_control, incoming"
+            " FROM ledger_balances"
+        )
+        result = {(r["sku"], r["location"]): Balance(*(r[s] for s in STATES)) for r in rows}
+        return {k: v for k, v in result.items() if v != Balance()}

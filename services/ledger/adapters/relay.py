@@ -1,0 +1,124 @@
+"""Publishes committed ledger entries to ``stock.ledger.v1`` in position order.
+
+Appends are serialized by the append lock (see postgres.py), so a row with a lower position never
+commits after one with a higher position: tailing ``position > last`` skips nothing. One relay
+publishes at a time (a session advisory lock elects it); it stores the last published position
+after the broker has acknowledged every entry up to it, so a crash republishes at most the last
+batch (consumers deduplicate by position).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from shared.events.ledger import entry_message
+
+from ..metrics import LedgerMetrics
+from .postgres import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 7_300_200
+RELAY_NAME = "stock.ledger.v1"
+
+_FETCH = """
+SELECT position, entry_id, sku, location, kind, on_hand, committed, damaged, quality_control,
+       incoming, occurred_at, recorded_at, source_event_id, source_type, reference, detail
+FROM ledger_entries WHERE position > $1 ORDER BY position LIMIT $2
+"""
+
+
+class Relay:
+    def __init__(
+        self,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        topic: str,
+        metrics: LedgerMetrics,
+        batch_size: int = 5000,
+    ) -> None:
+        self.database_url = database_url
+        self.producer = producer
+        self.topic = topic
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.leader = False
+        self.position = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self._serve(stopping)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("relay lost its database connection; reconnecting")
+                self.leader = False
+                await _sleep_unless(stopping, 1.0)
+
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                if await _sleep_unless(stopping, 1.0):
+                    return
+            self.leader = True
+            appended = asyncio.Event()
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: appended.set())
+            self.position = await conn.fetchval(
+                "SELECT coalesce(max(position), 0) FROM relay_positions WHERE relay = $1",
+                RELAY_NAME,
+            )
+            while not stopping.is_set():
+                appended.clear()
+                published = await self.publish_once(conn)
+                if published < self.batch_size:
+                    await _wait_either(appended, stopping, seconds=0.5)
+        finally:
+            self.leader = False
+            await conn.close()
+
+    async def publish_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(_FETCH, self.position, self.batch_size)
+        if rows:
+            futures = [
+                await self.producer.send(
+                    self.topic,
+                    orjson.dumps(entry_message(dict(row))),
+                    key=f"{row['location']}|{row['sku']}".encode(),
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            self.position = rows[-1]["position"]
+            await conn.execute(
+                "INSERT INTO relay_positions (relay, position) VALUES ($1, $2)"
+                " ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position",
+                RELAY_NAME,
+                self.position,
+            )
+            self.metrics.relay_published.inc(len(rows))
+        head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM ledger_entries")
+        self.metrics.relay_position.set(self.position)
+        self.metrics.relay_lag.set(max(0, head - self.position))
+        return len(rows)
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
+    """Sleep, waking early when stopping; returns whether stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    return stopping.is_set()
+
+
+async def _wait_either(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -1,0 +1,1 @@
+"""The ledger's rules: what each input event does to stock, as plain functions over plain data."""

@@ -1,0 +1,144 @@
+"""The state the ledger's rules read and update: item balances, order lines and inbound references.
+
+Pure data, no I/O. Quantities that depend on history (what is still committed on an order line,
+what is still expected on a request) are derived from cumulative figures rather than stored, so
+events arriving out of order or twice over different channels settle to the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ItemKey = tuple[str, str]
+"""(sku, location)"""
+
+STATES = ("on_hand", "committed", "damaged", "quality_control", "incoming")
+
+
+@dataclass(slots=True)
+class Balance:
+    on_hand: int = 0
+    committed: int = 0
+    damaged: int = 0
+    quality_control: int = 0
+    incoming: int = 0
+
+    def add(self, deltas: dict[str, int]) -> None:
+        for name, delta in deltas.items():
+            setattr(self, name, getattr(self, name) + delta)
+
+
+@dataclass(slots=True)
+class LineState:
+    """One order line as far as the ledger has heard of it, from any channel, in any order."""
+
+    sku: str | None = None
+    location: str | None = None
+    ordered: int = 0  # 0 until the line is placed
+    scanned: int = 0  # units reported by scan.shipped
+    fulfilled: int = 0  # units reported by order.fulfilled
+    cancelled: bool = False
+
+    @property
+    def shipped(self) -> int:
+        """Scans and fulfilment reports describe the same units: each unit ships once."""
+        return max(self.scanned, self.fulfilled)
+
+    @property
+    def committed(self) -> int:
+        if self.cancelled or self.ordered == 0:
+            return 0
+        return max(0, self.ordered - self.shipped)
+
+    def to_json(self) -> list[Any]:
+        return [self.sku, self.location, self.ordered, self.scanned, self.fulfilled, self.cancelled]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> LineState:
+        return cls(*raw)
+
+
+@dataclass(slots=True)
+class OrderState:
+    lines: dict[str, LineState] = field(default_factory=dict)
+    cancelled: bool = False  # the whole order: lines placed later are cancelled too
+
+    def line(self, line_id: str) -> LineState:
+        line = self.lines.get(line_id)
+        if line is None:
+            line = self.lines[line_id] = LineState(cancelled=self.cancelled)
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cancelled": self.cancelled,
+            "lines": {k: v.to_json() for k, v in self.lines.items()},
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> OrderState:
+        lines = {k: LineState.from_json(v) for k, v in raw["lines"].items()}
+        return cls(lines=lines, cancelled=raw["cancelled"])
+
+
+@dataclass(slots=True)
+class Inbound:
+    expected: int = 0
+    received: int = 0
+
+
+@dataclass(slots=True)
+class InboundState:
+    """Units expected on one replenishment request or transfer, per item, and what arrived."""
+
+    items: dict[ItemKey, Inbound] = field(default_factory=dict)
+    closed: bool = False  # cancelled: nothing more is expected
+
+    def incoming(self, key: ItemKey) -> int:
+        item = self.items.get(key)
+        if self.closed or item is None:
+            return 0
+        return max(0, item.expected - item.received)
+
+    def item(self, key: ItemKey) -> Inbound:
+        item = self.items.get(key)
+        if item is None:
+            item = self.items[key] = Inbound()
+        return item
+
+    def to_json(self) -> dict[str, Any]:
+        items = [[s, loc, i.expected, i.received] for (s, loc), i in self.items.items()]
+        return {"closed": self.closed, "items": items}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> InboundState:
+        items = {(s, loc): Inbound(e, r) for s, loc, e, r in raw["items"]}
+        return cls(items=items, closed=raw["closed"])
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """What a batch of events may read and change; the caller loads every key the batch touches."""
+
+    balances: dict[ItemKey, Balance] = field(default_factory=dict)
+    orders: dict[str, OrderState] = field(default_factory=dict)
+    inbound: dict[str, InboundState] = field(default_factory=dict)
+
+    def balance(self, key: ItemKey) -> Balance:
+        balance = self.balances.get(key)
+        if balance is None:
+            balance = self.balances[key] = Balance()
+        return balance
+
+    def order(self, order_id: str) -> OrderState:
+        order = self.orders.get(order_id)
+        if order is None:
+            order = self.orders[order_id] = OrderState()
+        return order
+
+    def inbound_for(self, reference: str) -> InboundState:
+        inbound = self.inbound.get(reference)
+        if inbound is None:
+            inbound = self.inbound[reference] = InboundState()
+        return inbound

@@ -1,0 +1,1 @@
+"""The wire models of the contract: input events (one module per input topic) and outputs."""

@@ -1,0 +1,61 @@
+"""The input envelope and the field types all input events share, validated per the contract."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_QTY = 1_000_000_000  # far above any real movement, far below bigint overflow in sums
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 time with an offset, e.g. 2011-07-01T08:26:00Z")
+    return value
+
+
+def _code(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("must not start or end with blanks")
+    if not value.isprintable():
+        raise ValueError("must contain printable characters only")
+    return value
+
+
+Code = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_code)]
+"""A SKU or location code: 1 to 64 printable characters, case-sensitive, no outer blanks."""
+
+Sku = Annotated[Code, Field(description="Stock keeping unit, case-sensitive.")]
+Location = Annotated[Code, Field(description="Location code, case-sensitive.")]
+Identifier = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_code)]
+"""Order, line, request and transfer ids: 1 to 128 printable characters."""
+
+Qty = Annotated[int, Field(strict=True, gt=0, le=MAX_QTY, description="Units, > 0.")]
+SignedQty = Annotated[int, Field(strict=True, ge=-MAX_QTY, le=MAX_QTY)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
+class Data(BaseModel):
+    """Base of every event's ``data``: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(BaseModel):
+    """Fields every input event carries; ``type`` selects the model of ``data``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID = Field(description="Assigned by the producer; the idempotency key.")
+    schema_version: int = Field(strict=True, ge=1, le=1, description="Always 1 in this version.")
+    occurred_at: Timestamp = Field(description="When it happened in the world (RFC 3339).")
+    source: str | None = Field(default=None, max_length=256, description="Who sent it.")

@@ -1,0 +1,112 @@
+"""Kafka plumbing shared by the services: producers, batch consumers, offsets, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from .settings import Settings
+from .topics import DLQ_SUFFIX
+
+log = logging.getLogger(__name__)
+
+Record = Any  # aiokafka.ConsumerRecord[bytes, bytes]
+
+
+def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send is written once."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=options.pop("linger_ms", 5),
+        max_batch_size=options.pop("max_batch_size", 256 * 1024),
+        max_request_size=options.pop("max_request_size", 4 * 1024 * 1024),
+        **options,
+    )
+
+
+class Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tracks the partitions a consumer owns, for readiness."""
+
+    def __init__(self) -> None:
+        self.partitions: set[TopicPartition] = set()
+        self.assigned = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.partitions.difference_update(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.partitions.update(assigned)
+        self.assigned.set()
+
+
+def batch_consumer(
+    settings: Settings, topics: Sequence[str], group: str, listener: Assignment
+) -> AIOKafkaConsumer:
+    """A consumer for at-least-once batches: starts at the earliest offset, commits by hand."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.consumer_group_prefix}.{group}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.batch_max_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        isolation_level="read_committed",
+    )
+    consumer.subscribe(list(topics), listener=listener)
+    return consumer
+
+
+def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
+    """Per partition, the offset to commit once these records are done with."""
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets
+
+
+async def commit(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]) -> bool:
+    """Commit per-partition offsets; after a rebalance the new owner redelivers, which is safe."""
+    if not offsets:
+        return True
+    try:
+        await consumer.commit(dict(offsets))
+        return True
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning(
+            "offset commit refused after a rebalance; records will be redelivered",
+            extra={"error": str(exc)},
+        )
+        return False
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer, rejected: Sequence[tuple[Record, str, str]]
+) -> None:
+    """Send each rejected record to ``<topic>.dlq`` with its bytes, key and the reason; waits
+    until the broker has them all."""
+    futures = []
+    for record, reason, detail in rejected:
+        headers = [
+            *(record.headers or ()),
+            ("error.reason", reason.encode()),
+            ("error.detail", detail.encode()[:1000]),
+            ("error.offset", f"{record.partition}:{record.offset}".encode()),
+        ]
+        futures.append(
+            await producer.send(
+                record.topic + DLQ_SUFFIX, record.value, key=record.key, headers=headers
+            )
+        )
+    await asyncio.gather(*futures)
+
+
+__all__ = ["KafkaError", "Record"]

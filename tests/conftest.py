@@ -1,0 +1,117 @@
+"""Fixtures for tests against the real Kafka broker and PostgreSQL server.
+
+The servers are the ones the Makefile starts (``deploy/scripts/stack.sh infra``), started once per
+run when they are not running yet, or the ones named by ``KAFKA_BOOTSTRAP_SERVERS`` and
+``DATABASE_URL``. Tests are isolated from each other by a fresh database per test (cloned from a
+migrated template) and a unique topic prefix and consumer group per test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.migrate import migrate
+from shared.settings import Settings
+from shared.topics import create_topics, topic_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "stockledger_test_template"
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka: str
+    database_url: str
+
+    def url_for(self, database: str) -> str:
+        base, _, _ = self.database_url.rpartition("/")
+        return f"{base}/{database}"
+
+
+def _running(script: str) -> bool:
+    return subprocess.run([ROOT / "deploy/scripts" / script, "status"], check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    defaults = Settings()
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    database_url = os.environ.get("DATABASE_URL")
+    started = False
+    if not (kafka and database_url):
+        started = not (_running("kafka.sh") and _running("postgres.sh"))
+        subprocess.run([ROOT / "deploy/scripts/kafka.sh", "start"], check=True)
+        subprocess.run([ROOT / "deploy/scripts/postgres.sh", "start"], check=True)
+    yield Servers(
+        kafka=kafka or defaults.kafka_bootstrap_servers,
+        database_url=database_url or defaults.database_url.get_secret_value(),
+    )
+    if started and os.environ.get("STOCKLEDGER_TEST_KEEP_SERVERS") != "1":
+        subprocess.run([ROOT / "deploy/scripts/kafka.sh", "stop"], check=False)
+        subprocess.run([ROOT / "deploy/scripts/postgres.sh", "stop"], check=False)
+
+
+@pytest.fixture(scope="session")
+async def template_database(servers: Servers) -> str:
+    """A database with every migration applied, cloned by each test that needs one."""
+    admin = await asyncpg.connect(servers.url_for("postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    await migrate(servers.url_for(TEMPLATE_DB))
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+async def database_url(servers: Servers, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(servers.url_for("postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    finally:
+        await admin.close()
+    yield servers.url_for(name)
+    admin = await asyncpg.connect(servers.url_for("postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def topic_prefix(servers: Servers) -> AsyncIterator[str]:
+    """Every contract topic, created under a prefix unique to this test, deleted afterwards."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    await create_topics(servers.kafka, prefix)
+    yield prefix
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka)
+    await admin.start()
+    try:
+        await admin.delete_topics([s.name for s in topic_specs(prefix)])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(servers: Servers, database_url: str, topic_prefix: str) -> Settings:
+    """Settings for a service under test: its own database, topics and consumer groups."""
+    return Settings(
+        kafka_bootstrap_servers=servers.kafka,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        consumer_group_prefix=f"{topic_prefix}stockledger",
+        batch_timeout_ms=20,
+    )

@@ -1,0 +1,243 @@
+"""The contract's input tables, row by row, against the ledger's pure rules (no server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.ledger.domain.rules import Entry, apply_event
+from services.ledger.domain.state import Balance, LedgerState
+
+from .. import events as ev
+
+A, UK, EU = "MUG-RED", "UK", "EU"
+
+
+def run(
+    *events: dict[str, Any], state: LedgerState | None = None
+) -> tuple[LedgerState, list[Entry]]:
+    state = state or LedgerState()
+    entries: list[Entry] = []
+    for event in events:
+        entries.extend(apply_event(state, ev.parse(event)))
+    return state, entries
+
+
+def level(state: LedgerState, sku: str = A, location: str = UK) -> Balance:
+    return state.balances.get((sku, location), Balance())
+
+
+def test_a_receipt_adds_to_on_hand() -> None:
+    state, entries = run(ev.received(A, UK, 10))
+    assert level(state) == Balance(on_hand=10)
+    assert [(e.kind, e.deltas) for e in entries] == [("receipt", {"on_hand": 10})]
+
+
+def test_a_receipt_against_an_open_request_reduces_incoming_but_never_below_zero() -> None:
+    state, _ = run(ev.confirmed("R1", A, UK, 10), ev.received(A, UK, 4, reference="R1"))
+    assert level(state) == Balance(on_hand=4, incoming=6)
+    state, _ = run(ev.received(A, UK, 9, reference="R1"), state=state)
+    assert level(state) == Balance(on_hand=13, incoming=0)
+
+
+def test_a_receipt_with_an_unknown_reference_only_adds_to_on_hand() -> None:
+    state, _ = run(ev.received(A, UK, 5, reference="PO-123"))
+    assert level(state) == Balance(on_hand=5)
+
+
+def test_a_receipt_that_arrives_before_its_confirmation_is_not_expected_again() -> None:
+    state, _ = run(ev.received(A, UK, 4, reference="R1"), ev.confirmed("R1", A, UK, 10))
+    assert level(state) == Balance(on_hand=4, incoming=6)
+
+
+def test_a_shipment_takes_from_on_hand_and_from_the_line_commitment() -> None:
+    state, entries = run(
+        ev.received(A, UK, 10),
+        ev.placed("O1", UK, [("1", A, 3)]),
+        ev.shipped(A, UK, 3, "O1", "1"),
+    )
+    assert level(state) == Balance(on_hand=7, committed=0)
+    assert entries[-1].deltas == {"on_hand": -3, "committed": -3}
+    assert entries[-1].reference == "O1"
+
+
+def test_fulfilment_of_units_already_scanned_as_shipped_changes_nothing() -> None:
+    state, entries = run(
+        ev.received(A, UK, 10),
+        ev.placed("O1", UK, [("1", A, 3)]),
+        ev.shipped(A, UK, 3, "O1", "1"),
+        ev.fulfilled("O1", UK, [("1", A, 3)]),
+    )
+    assert level(state) == Balance(on_hand=7)
+    assert len(entries) == 3
+
+
+def test_a_scan_after_fulfilment_of_the_same_units_changes_nothing() -> None:
+    state, _ = run(
+        ev.placed("O1", UK, [("1", A, 3)]),
+        ev.fulfilled("O1", UK, [("1", A, 3)]),
+        ev.shipped(A, UK, 3, "O1", "1"),
+    )
+    assert level(state) == Balance(on_hand=-3, committed=0)
+
+
+def test_partial_shipments_release_the_commitment_unit_by_unit() -> None:
+    state, _ = run(
+        ev.received(A, UK, 10),
+        ev.placed("O1", UK, [("1", A, 5)]),
+        ev.shipped(A, UK, 2, "O1", "1"),
+    )
+    assert level(state) == Balance(on_hand=8, committed=3)
+    state, _ = run(ev.shipped(A, UK, 3, "O1", "1"), state=state)
+    assert level(state) == Balance(on_hand=5, committed=0)
+
+
+def test_a_shipment_without_a_line_id_is_matched_to_the_orders_line_for_that_sku() -> None:
+    state, _ = run(
+        ev.placed("O1", UK, [("1", "OTHER", 1), ("2", A, 4)]), ev.shipped(A, UK, 4, "O1")
+    )
+    assert level(state) == Balance(on_hand=-4, committed=0)
+    assert level(state, "OTHER") == Balance(committed=1)
+
+
+def test_units_shipped_before_the_order_was_placed_are_not_committed_again() -> None:
+    state, _ = run(ev.shipped(A, UK, 2, "O1", "1"), ev.placed("O1", UK, [("1", A, 5)]))
+    assert level(state) == Balance(on_hand=-2, committed=3)
+
+
+def test_an_order_for_more_than_is_available_is_recorded_as_oversold() -> None:
+    state, _ = run(ev.received(A, UK, 2), ev.placed("O1", UK, [("1", A, 5)]))
+    assert level(state) == Balance(on_hand=2, committed=5)
+
+
+def test_a_repeated_placement_of_the_same_line_commits_nothing_more() -> None:
+    state, _ = run(ev.placed("O1", UK, [("1", A, 5)]), ev.placed("O1", UK, [("1", A, 5)]))
+    assert level(state) == Balance(committed=5)
+
+
+def test_cancelling_a_whole_order_releases_what_is_still_committed() -> None:
+    state, _ = run(
+        ev.placed("O1", UK, [("1", A, 5), ("2", "B", 2)]),
+        ev.shipped(A, UK, 2, "O1", "1"),
+        ev.cancelled("O1"),
+    )
+    assert level(state) == Balance(on_hand=-2, committed=0)
+    assert level(state, "B") == Balance(committed=0)
+
+
+def test_cancelling_some_lines_leaves_the_others_committed() -> None:
+    state, _ = run(ev.placed("O1", UK, [("1", A, 5), ("2", "B", 2)]), ev.cancelled("O1", ["2"]))
+    assert level(state) == Balance(committed=5)
+    assert level(state, "B") == Balance(committed=0)
+
+
+def test_a_cancellation_that_arrives_before_its_order_keeps_the_order_uncommitted() -> None:
+    state, _ = run(ev.cancelled("O1"), ev.placed("O1", UK, [("1", A, 5)]))
+    assert level(state) == Balance(committed=0)
+    state, _ = run(ev.cancelled("O2", ["1"]), ev.placed("O2", UK, [("1", A, 5), ("2", A, 1)]))
+    assert level(state) == Balance(committed=1)
+
+
+def test_a_late_cancellation_after_shipment_releases_nothing_and_ships_stay_shipped() -> None:
+    state, _ = run(
+        ev.placed("O1", UK, [("1", A, 3)]),
+        ev.shipped(A, UK, 3, "O1", "1"),
+        ev.cancelled("O1"),
+    )
+    assert level(state) == Balance(on_hand=-3, committed=0)
+
+
+@pytest.mark.parametrize(
+    ("reason", "qty", "expected"),
+    [
+        ("found", 4, Balance(on_hand=14, damaged=1)),
+        ("lost", 4, Balance(on_hand=6, damaged=1)),
+        ("expired", 4, Balance(on_hand=6, damaged=1)),
+        ("damaged", 4, Balance(on_hand=10, damaged=5)),
+        ("write_off", 1, Balance(on_hand=9, damaged=0)),
+        ("correction", -3, Balance(on_hand=7, damaged=1)),
+        ("correction", 3, Balance(on_hand=13, damaged=1)),
+    ],
+)
+def test_each_adjustment_reason_moves_its_states(reason: str, qty: int, expected: Balance) -> None:
+    state, _ = run(ev.received(A, UK, 10), ev.adjusted(A, UK, 1, "damaged"))
+    state, entries = run(ev.adjusted(A, UK, qty, reason), state=state)
+    assert level(state) == expected
+    assert entries[0].kind == "adjustment"
+    assert entries[0].detail == {"reason": reason}
+
+
+def test_writing_off_more_than_is_damaged_never_makes_damaged_negative() -> None:
+    state, _ = run(ev.received(A, UK, 10), ev.adjusted(A, UK, 1, "damaged"))
+    state, _ = run(ev.adjusted(A, UK, 3, "write_off"), state=state)
+    assert level(state) == Balance(on_hand=7, damaged=0)
+
+
+def test_a_count_sets_on_hand_and_records_the_difference_with_both_figures() -> None:
+    state, entries = run(ev.received(A, UK, 10), ev.counted(A, UK, 7))
+    assert level(state) == Balance(on_hand=7)
+    assert entries[-1].kind == "count"
+    assert entries[-1].deltas == {"on_hand": -3}
+    assert entries[-1].detail == {"expected": 10, "counted": 7}
+
+
+def test_a_count_that_matches_is_still_recorded() -> None:
+    _, entries = run(ev.received(A, UK, 10), ev.counted(A, UK, 10))
+    assert entries[-1].kind == "count"
+    assert entries[-1].deltas == {}
+
+
+def test_a_transfer_leaves_one_location_and_is_incoming_at_the_other_until_received() -> None:
+    state, entries = run(ev.received(A, UK, 10), ev.transferred(A, UK, EU, 4, "T1"))
+    assert level(state, A, UK) == Balance(on_hand=6)
+    assert level(state, A, EU) == Balance(incoming=4)
+    assert [e.kind for e in entries[1:]] == ["transfer_out", "transfer_in"]
+    state, _ = run(ev.received(A, EU, 4, reference="T1"), state=state)
+    assert level(state, A, EU) == Balance(on_hand=4, incoming=0)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("sellable", Balance(on_hand=2)),
+        ("damaged", Balance(on_hand=2, damaged=2)),
+        ("inspect", Balance(on_hand=2, quality_control=2)),
+    ],
+)
+def test_a_return_goes_to_the_state_its_condition_says(condition: str, expected: Balance) -> None:
+    state, _ = run(ev.returned(A, UK, 2, condition, order_id="O1"))
+    assert level(state) == expected
+
+
+def test_a_move_between_bins_is_recorded_without_changing_quantities() -> None:
+    state, entries = run(ev.moved(A, UK, 3, "A-01", "B-07"))
+    assert level(state) == Balance()
+    assert [(e.kind, e.deltas, e.detail) for e in entries] == [
+        ("move", {}, {"qty": 3, "from_bin": "A-01", "to_bin": "B-07"})
+    ]
+
+
+def test_a_confirmed_replenishment_is_incoming_until_cancelled() -> None:
+    state, _ = run(ev.confirmed("R1", A, UK, 10), ev.received(A, UK, 3, reference="R1"))
+    state, entries = run(ev.request_cancelled("R1"), state=state)
+    assert level(state) == Balance(on_hand=3, incoming=0)
+    assert entries[0].deltas == {"incoming": -7}
+
+
+def test_a_confirmation_after_cancellation_expects_nothing() -> None:
+    state, _ = run(ev.request_cancelled("R1"), ev.confirmed("R1", A, UK, 10))
+    assert level(state) == Balance()
+
+
+def test_a_repeated_confirmation_is_not_counted_twice() -> None:
+    state, _ = run(ev.confirmed("R1", A, UK, 10), ev.confirmed("R1", A, UK, 10))
+    assert level(state) == Balance(incoming=10)
+
+
+def test_entry_ids_are_deterministic_per_event_and_line() -> None:
+    event = ev.placed("O1", UK, [("1", A, 1), ("2", "B", 1)])
+    _, first = run(event)
+    _, second = run(event)
+    assert [e.entry_id for e in first] == [e.entry_id for e in second]
+    assert [e.line_no for e in first] == [0, 1]
