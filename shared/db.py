@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+else:  # the driver's classes are generic only in its type stubs
+    Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection of its own or one borrowed from a pool: both take the same calls."""
-
-
-async def create_pool(database_url: str, size: int) -> asyncpg.Pool[Any]:
-    return await asyncpg.create_pool(database_url, min_size=1, max_size=size)

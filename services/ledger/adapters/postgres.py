@@ -111,34 +111,39 @@ class PostgresLedgerStore:
         self.pool = pool
 
     async def append(self, batch: list[Accepted]) -> AppendResult:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self.append_on(conn, batch)
+
+    async def append_on(self, conn: Connection, batch: list[Accepted]) -> AppendResult:
+        """``append`` inside the caller's transaction (which must commit for it to count)."""
         unique = first_of_each(batch)
         if not unique:
             return AppendResult(0, 0, 0)
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = {
-                r[0]
-                for r in await conn.fetch(
-                    _CLAIM,
-                    [a.event.event_id for a in unique],
-                    [a.event.type for a in unique],
-                    [a.topic for a in unique],
-                )
-            }
-            events = [a.event for a in unique if a.event.event_id in claimed]
-            if not events:
-                return AppendResult(0, len(batch), 0)
-            state = await self._load(conn, events)
-            entries = fold(state, events)
-            if entries:
-                await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
-                await conn.copy_records_to_table(
-                    "ledger_entries",
-                    records=[_entry_record(e) for e in entries],
-                    columns=ENTRY_COLUMNS,
-                )
-            await self._save(conn, state, {(e.sku, e.location) for e in entries})
-            if entries:
-                await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        claims = sorted(unique, key=lambda a: a.event.event_id)  # concurrent claims wait in order
+        claimed = {
+            r[0]
+            for r in await conn.fetch(
+                _CLAIM,
+                [a.event.event_id for a in claims],
+                [a.event.type for a in claims],
+                [a.topic for a in claims],
+            )
+        }
+        events = [a.event for a in unique if a.event.event_id in claimed]
+        if not events:
+            return AppendResult(0, len(batch), 0)
+        state = await self._load(conn, events)
+        entries = fold(state, events)
+        if entries:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
+            await conn.copy_records_to_table(
+                "ledger_entries",
+                records=[_entry_record(e) for e in entries],
+                columns=ENTRY_COLUMNS,
+            )
+        await self._save(conn, state, {(e.sku, e.location) for e in entries})
+        if entries:
+            await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return AppendResult(len(events), len(batch) - len(events), len(entries))
 
     async def _load(self, conn: Connection, events: list[InputEvent]) -> LedgerState:

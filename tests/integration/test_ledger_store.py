@@ -1,0 +1,102 @@
+"""The ledger store's contract, run against the in-memory twin and against PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.ledger.adapters.postgres import PostgresLedgerStore
+from services.ledger.adapters.store import Accepted, LedgerStore, MemoryLedgerStore
+from services.ledger.domain.state import Balance
+
+from .. import events as ev
+from ..reference import deliveries, random_history, reference_balances
+from ..unit.test_ledger_properties import as_dicts
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[LedgerStore]:
+    if request.param == "memory":
+        yield MemoryLedgerStore()
+        return
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    yield PostgresLedgerStore(pool)
+    await pool.close()
+
+
+def accepted(*events: dict[str, object], topic: str = "inventory.scans.v1") -> list[Accepted]:
+    return [Accepted(topic, ev.parse(e)) for e in events]
+
+
+async def test_an_event_delivered_five_times_on_two_topics_counts_once(store: LedgerStore) -> None:
+    receipt = ev.received("MUG", "UK", 5)
+    first = await store.append(accepted(receipt, receipt))
+    again = await store.append(accepted(receipt, receipt, topic="commerce.orders.v1"))
+    last = await store.append(accepted(receipt))
+    assert (first.applied, first.duplicates, first.entries) == (1, 1, 1)
+    assert (again.applied, again.duplicates) == (0, 2)
+    assert (last.applied, last.duplicates) == (0, 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
+
+
+async def test_a_redelivered_event_without_effect_stays_without_effect(store: LedgerStore) -> None:
+    cancel = ev.cancelled("O1")
+    await store.append(accepted(cancel))
+    await store.append(accepted(ev.placed("O1", "UK", [("1", "MUG", 2)])))
+    await store.append(accepted(cancel))
+    assert await store.balances() == {}
+
+
+async def test_a_batch_mixing_every_kind_settles_as_the_reference(store: LedgerStore) -> None:
+    rng = random.Random(7)
+    history = random_history(rng, 400)
+    for chunk in range(0, 400, 57):
+        await store.append(accepted(*deliveries(rng, history[chunk : chunk + 57])))
+    assert as_dicts(await store.balances()) == reference_balances(history)
+
+
+async def test_the_ledger_refuses_updates_deletes_and_truncation(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await PostgresLedgerStore(pool).append(accepted(ev.received("MUG", "UK", 5)))
+    for statement in (
+        "UPDATE ledger_entries SET on_hand = 500",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await pool.execute(statement)
+    assert await pool.fetchval("SELECT sum(on_hand) FROM ledger_entries") == 5
+
+
+async def test_concurrent_appends_over_the_same_items_neither_deadlock_nor_lose_units(
+    pool: asyncpg.Pool,
+) -> None:
+    rng = random.Random(11)
+    history = random_history(rng, 1200)
+    delivered = deliveries(rng, history)
+    writers = [PostgresLedgerStore(pool) for _ in range(4)]
+    slices = [delivered[i::4] for i in range(4)]
+
+    async def write(store: PostgresLedgerStore, events: list[dict[str, object]]) -> None:
+        for start in range(0, len(events), 25):
+            await store.append(accepted(*events[start : start + 25]))
+
+    async with asyncio.timeout(120):
+        await asyncio.gather(*(write(w, s) for w, s in zip(writers, slices, strict=True)))
+    assert as_dicts(await writers[0].balances()) == reference_balances(history)
+    processed = await pool.fetchval("SELECT count(*) FROM processed_events")
+    assert processed == len(history)
