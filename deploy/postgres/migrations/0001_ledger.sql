@@ -49,7 +49,7 @@ CREATE TABLE processed_events (
     event_id     uuid        PRIMARY KEY,
     event_type   text        NOT NULL,
     topic        text        NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now()
+    processed_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 -- The ledger's running balance per item. Batches lock items, orders and references with

@@ -1,0 +1,172 @@
+"""``python -m bench``: run the benchmarks against the local stack, print one table, write JSON.
+
+Every figure that matters is a ratio to a limit measured in the same run on the same machine
+(../shared/docs/performance.md): the ledger's ingest rate over a bare COPY of the same rows, and
+over a bare consumer of the same topics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.table import Table
+
+from shared.migrate import migrate
+from shared.settings import Settings
+from shared.topics import create_topics, topic_specs
+
+from .ledger import ledger_ingest, raw_consume, raw_copy
+from .progress import Progress
+from .workload import input_messages
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def produce(settings: Settings, count: int) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, enable_idempotence=True,
+        max_batch_size=512 * 1024,
+    )  # fmt: skip
+    await producer.start()
+    try:
+        with Progress("producing input", count) as progress:
+            pending = []
+            for n, (topic, key, value) in enumerate(input_messages(count), 1):
+                pending.append(await producer.send(settings.topic_prefix + topic, value, key=key))
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    progress.update(n)
+            await asyncio.gather(*pending)
+            progress.update(count)
+    finally:
+        await producer.stop()
+
+
+async def scratch_database(base: Settings, name: str) -> str:
+    url = base.database_url.get_secret_value()
+    admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    scratch = url.rpartition("/")[0] + "/" + name
+    await migrate(scratch)
+    return scratch
+
+
+async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
+    url = base.database_url.get_secret_value()
+    admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+    kafka = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    await kafka.start()
+    try:
+        await kafka.delete_topics([s.name for s in topic_specs(prefix)])
+    finally:
+        await kafka.close()
+
+
+async def run(events: int, keep: bool) -> dict[str, Any]:
+    base = Settings()
+    tag = uuid.uuid4().hex[:8]
+    name, prefix = f"bench_{tag}", f"bench{tag}."
+    database_url = await scratch_database(base, name)
+    settings = base.model_copy(
+        update={
+            "database_url": base.database_url.__class__(database_url),
+            "topic_prefix": prefix,
+            "consumer_group_prefix": f"{prefix}stockledger",
+        }
+    )
+    await create_topics(settings.kafka_bootstrap_servers, prefix)
+    log = RESULTS / f"ledger-{tag}.log"
+    try:
+        await produce(settings, events)
+        consume = await raw_consume(settings, events)
+        ingest = await ledger_ingest(settings, events, log)
+        copy = await raw_copy(database_url)
+    finally:
+        if not keep:
+            await drop_scratch(base, name, prefix)
+    log.unlink(missing_ok=True)
+    return {
+        "ledger_ingest": ingest,
+        "limit_raw_consume": consume,
+        "limit_raw_copy": copy,
+        "ratios": {
+            "ledger_ingest_over_raw_copy": ingest["per_second"] / copy["per_second"],
+            "ledger_ingest_over_raw_consume": ingest["per_second"] / consume["per_second"],
+        },
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def show(results: dict[str, Any], events: int) -> None:
+    table = Table(title=f"stockledger benchmarks ({events:,} input events, {os.cpu_count()} cores)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("ratio to its limit", justify="right")
+    ingest, copy, consume = (
+        results["ledger_ingest"], results["limit_raw_copy"], results["limit_raw_consume"],
+    )  # fmt: skip
+    r = results["ratios"]
+    table.add_row("ledger ingest", f"{ingest['per_second']:,.0f} events/s",
+                  f"{r['ledger_ingest_over_raw_copy']:.2f} of COPY")  # fmt: skip
+    table.add_row("  entries appended", f"{ingest['entries']:,}", "")
+    table.add_row("  peak RSS", f"{ingest['peak_rss_bytes'] / 2**20:,.0f} MiB", "")
+    table.add_row("limit: raw consume", f"{consume['per_second']:,.0f} msgs/s",
+                  f"ingest is {r['ledger_ingest_over_raw_consume']:.2f} of it")  # fmt: skip
+    table.add_row("limit: raw COPY", f"{copy['per_second']:,.0f} rows/s", "")
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000, help="input events (200,000)")
+    parser.add_argument("--smoke", action="store_true", help="a small run that checks it works")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database and topics")
+    args = parser.parse_args()
+    events = 3_000 if args.smoke else args.events
+    started = time.time()
+    results = asyncio.run(run(events, args.keep))
+    show(results, events)
+    report = {
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "command": "make bench" if not args.smoke else "python -m bench --smoke",
+        "events": events,
+        "machine": machine(),
+        **results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Ledger ingest against its two physical limits: a bare consumer and a bare COPY."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from shared.settings import Settings
+from shared.topics import INPUT_TOPICS
+
+from .progress import Progress
+
+ROOT = Path(__file__).resolve().parent.parent
+COPY_BATCH = 5000
+
+
+async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
+    """A bare aiokafka consumer reading the same input topics, doing nothing: msgs/s."""
+    consumer = AIOKafkaConsumer(
+        *(settings.topic_prefix + t for t in INPUT_TOPICS),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=settings.batch_max_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started = None
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
+            if started is None and batch:
+                started = time.perf_counter()
+            seen += sum(len(v) for v in batch.values())
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+    return {"messages": seen, "seconds": elapsed, "per_second": seen / elapsed}
+
+
+async def raw_copy(database_url: str) -> dict[str, Any]:
+    """The ledger's own rows written again with bare COPY, in batches of 5,000: rows/s."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        columns = [c for c in await _columns(conn) if c != "position"]
+        await conn.execute(
+            f"CREATE TEMP TABLE copy_target AS SELECT {', '.join(columns)} FROM ledger_entries"
+            " WITH NO DATA"
+        )
+        rows = await conn.fetch(f"SELECT {', '.join(columns)} FROM ledger_entries")
+        records = [tuple(r) for r in rows]
+        started = time.perf_counter()
+        for i in range(0, len(records), COPY_BATCH):
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "copy_target", records=records[i : i + COPY_BATCH], columns=columns
+                )
+        elapsed = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return {"rows": len(records), "seconds": elapsed, "per_second": len(records) / elapsed}
+
+
+async def _columns(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'ledger_entries'"
+        " ORDER BY ordinal_position"
+    )
+    return [r[0] for r in rows]
+
+
+async def ledger_ingest(settings: Settings, expected: int, log: Path) -> dict[str, Any]:
+    """The ledger service, as its own process, ingesting the pre-produced input: events/s from
+    the first to the last committed batch."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "STOCKLEDGER_METRICS_PORT": "0",
+        "STOCKLEDGER_LOG_LEVEL": "WARNING",
+    }
+    url = settings.database_url.get_secret_value()
+    conn = await asyncpg.connect(url)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.ledger"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    peak_rss = 0
+    try:
+        with Progress("ledger ingest", expected) as progress:
+            done = 0
+            while done < expected:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the ledger exited with {proc.returncode}; see {log}")
+                await asyncio.sleep(0.2)
+                done = await conn.fetchval("SELECT count(*) FROM processed_events")
+                peak_rss = max(peak_rss, _rss_bytes(proc.pid))
+                progress.update(done)
+        first, last, entries = await conn.fetchrow(
+            "SELECT min(processed_at), max(processed_at), (SELECT count(*) FROM ledger_entries)"
+            " FROM processed_events"
+        )
+        first_batch = await conn.fetchval(
+            "SELECT count(*) FROM processed_events WHERE processed_at <="
+            " (SELECT min(processed_at) FROM processed_events) + interval '1 millisecond'"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        await conn.close()
+    seconds = (last - first).total_seconds()
+    return {
+        "events": expected,
+        "entries": entries,
+        "seconds": seconds,
+        "per_second": (expected - first_batch) / seconds if seconds else 0.0,
+        "peak_rss_bytes": peak_rss,
+    }
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
