@@ -6,6 +6,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -29,9 +30,10 @@ def input_messages(
         roll = rng.random()
         location = rng.choice(LOCATIONS)
         sku = rng.choices(codes, weights)[0]
+        data: dict[str, Any]
         if roll < 0.55 or not open_orders:
             order_id = f"O{seed}-{n}"
-            lines = [
+            lines: list[dict[str, Any]] = [
                 {"line_id": str(i + 1), "sku": rng.choices(codes, weights)[0],
                  "qty": rng.randint(1, 12)}
                 for i in range(rng.randint(1, 4))

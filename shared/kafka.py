@@ -90,9 +90,9 @@ async def commit(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, in
 
 async def dead_letter(
     producer: AIOKafkaProducer, rejected: Sequence[tuple[Record, str, str]]
-) -> None:
-    """Send each rejected record to ``<topic>.dlq`` with its bytes, key and the reason; waits
-    until the broker has them all."""
+) -> int:
+    """Send each rejected record to ``<topic>.dlq`` with its bytes, key and the reason; returns
+    once the broker has them all."""
     futures = []
     for record, reason, detail in rejected:
         headers = [
@@ -107,6 +107,7 @@ async def dead_letter(
             )
         )
     await asyncio.gather(*futures)
+    return len(futures)
 
 
 __all__ = ["KafkaError", "Record"]

@@ -47,6 +47,14 @@ def decode(value: bytes | None) -> InputEvent | Rejection:
     if len(value) > MAX_MESSAGE_BYTES:
         return Rejection("too_large", f"{len(value)} bytes, the limit is {MAX_MESSAGE_BYTES}")
     try:
+        return INPUT_EVENTS.validate_json(value)
+    except ValidationError as exc:
+        return _diagnose(value, exc)
+
+
+def _diagnose(value: bytes, error: ValidationError) -> Rejection:
+    """Why a message was refused, in the contract's reason codes (the slow path)."""
+    try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return Rejection("invalid_json", str(exc)[:200])
@@ -57,7 +65,4 @@ def decode(value: bytes | None) -> InputEvent | Rejection:
         return Rejection("schema", "type: a string is required")
     if kind not in EVENT_TYPES:
         return Rejection("unknown_type", f"unknown event type {kind[:80]!r}")
-    try:
-        return INPUT_EVENTS.validate_python(parsed)
-    except ValidationError as exc:
-        return Rejection("schema", _describe(exc))
+    return Rejection("schema", _describe(error))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -85,8 +86,8 @@ async def test_a_ledger_killed_mid_batch_resumes_and_records_every_event_once(
     kills = 0
     for _ in range(3):
         proc = start_ledger(settings, tmp_path / "ledger.log")
-        progress = await processed_count(settings)
-        await eventually(lambda progress=progress: _above(settings, progress + 1500), seconds=60)
+        target = await processed_count(settings) + 1500
+        await eventually(functools.partial(_above, settings, target), seconds=60)
         await asyncio.sleep(random.uniform(0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -6,7 +6,7 @@
 
 CREATE TABLE ledger_entries (
     position            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    entry_id            uuid        NOT NULL UNIQUE,
+    entry_id            uuid        NOT NULL, -- uuid5(source_event_id, line_no): unique with them
     source_event_id     uuid        NOT NULL,
     line_no             integer     NOT NULL,
     sku                 text        NOT NULL,

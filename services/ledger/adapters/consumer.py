@@ -9,6 +9,7 @@ message never does (it goes to its dead-letter topic).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -21,6 +22,8 @@ from ..metrics import LedgerMetrics
 from .store import Accepted, LedgerStore
 
 log = logging.getLogger(__name__)
+
+Rejected = tuple[Record, str, str]  # the record, the reason code, the detail
 
 
 class LedgerConsumer:
@@ -45,17 +48,31 @@ class LedgerConsumer:
         self.batch_timeout_ms = batch_timeout_ms
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            batch = await self.consumer.getmany(
-                timeout_ms=self.batch_timeout_ms, max_records=self.batch_max_records
-            )
-            records = [r for partition in batch.values() for r in partition]
-            if records:
-                await self.handle(records, stopping)
+        # The next batch is fetched and decoded while the current one is being appended, so the
+        # CPU work of decoding overlaps with PostgreSQL's work on the previous transaction.
+        upcoming = asyncio.create_task(self._fetch())
+        try:
+            while not stopping.is_set():
+                records, accepted, rejected = await upcoming
+                upcoming = asyncio.create_task(self._fetch())
+                if records:
+                    await self.handle(records, accepted, rejected, stopping)
+        finally:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upcoming
 
-    async def handle(self, records: list[Record], stopping: asyncio.Event) -> None:
+    async def _fetch(self) -> tuple[list[Record], list[Accepted], list[Rejected]]:
+        batch = await self.consumer.getmany(
+            timeout_ms=self.batch_timeout_ms, max_records=self.batch_max_records
+        )
+        records = [r for partition in batch.values() for r in partition]
+        accepted, rejected = self.decode(records)
+        return records, accepted, rejected
+
+    def decode(self, records: list[Record]) -> tuple[list[Accepted], list[Rejected]]:
         accepted: list[Accepted] = []
-        rejected: list[tuple[Record, str, str]] = []
+        rejected: list[Rejected] = []
         for record in records:
             topic = record.topic.removeprefix(self.prefix)
             self.metrics.consumed.labels(topic).inc()
@@ -65,18 +82,29 @@ class LedgerConsumer:
                 self.metrics.dead_letters.labels(topic, decoded.reason).inc()
                 log.warning(
                     "message dead-lettered",
-                    extra={
-                        "topic": record.topic,
-                        "offset": record.offset,
-                        "reason": decoded.reason,
-                        "detail": decoded.detail,
-                    },
-                )
+                    extra={"topic": record.topic, "partition": record.partition,
+                           "offset": record.offset, "reason": decoded.reason,
+                           "detail": decoded.detail},
+                )  # fmt: skip
             else:
                 accepted.append(Accepted(topic, decoded))
+        return accepted, rejected
+
+    async def handle(
+        self,
+        records: list[Record],
+        accepted: list[Accepted],
+        rejected: list[Rejected],
+        stopping: asyncio.Event,
+    ) -> None:
+        """Dead-letter, append, then commit the batch's offsets, in that order."""
         self.metrics.batch_size.observe(len(records))
-        if rejected:
-            await self._retry("dead-letter", stopping, dead_letter, self.producer, rejected)
+        if (
+            rejected
+            and await self._retry("dead-letter", stopping, dead_letter, self.producer, rejected)
+            is None
+        ):
+            return  # stopping before the dead letters were safe: nothing is committed
         if accepted and not await self._append(accepted, stopping):
             return  # stopping: the batch is redelivered after restart, nothing was committed
         await commit(self.consumer, next_offsets(records))
@@ -86,7 +114,17 @@ class LedgerConsumer:
         result = await self._retry("append", stopping, self.store.append, accepted)
         if result is None:
             return False
-        self.metrics.append_seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.append_seconds.observe(elapsed)
+        log.debug(
+            "batch appended",
+            extra={
+                "events": len(accepted),
+                "entries": result.entries,
+                "duplicates": result.duplicates,
+                "seconds": elapsed,
+            },
+        )
         self.metrics.appended.inc(result.entries)
         self.metrics.duplicates.inc(result.duplicates)
         return True

@@ -8,9 +8,10 @@ Redelivery is not handled here: the caller applies each ``event_id`` once.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from shared.events.scans import (
     ScanTransferred,
 )
 
-from .state import ItemKey, LedgerState, LineState, OrderState
+from .state import STATES, ItemKey, LedgerState, LineState, OrderState
 
 ENTRY_NAMESPACE = uuid.UUID("5f1d7c1e-6a0b-4f5e-9a57-2d0c7c3b9e11")
 
@@ -49,17 +50,23 @@ class Entry:
     detail: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
 class _Draft:
-    kind: str
-    deltas: dict[str, int] = field(default_factory=dict)
-    reference: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    keep_if_zero: bool = False
+    """One item's entry while an event is being applied: deltas in STATES order."""
+
+    __slots__ = ("deltas", "detail", "keep_if_zero", "kind", "reference")
+
+    def __init__(self, kind: str, reference: str | None) -> None:
+        self.kind = kind
+        self.reference = reference
+        self.deltas = [0, 0, 0, 0, 0]
+        self.detail: dict[str, Any] | None = None
+        self.keep_if_zero = False
 
 
 class _Effects:
     """Collects one event's deltas per item and applies them to the balances as they come."""
+
+    __slots__ = ("drafts", "state")
 
     def __init__(self, state: LedgerState) -> None:
         self.state = state
@@ -73,31 +80,52 @@ class _Effects:
         reference: str | None = None,
         keep_if_zero: bool = False,
         detail: dict[str, Any] | None = None,
-        **deltas: int,
+        on_hand: int = 0,
+        committed: int = 0,
+        damaged: int = 0,
+        quality_control: int = 0,
+        incoming: int = 0,
     ) -> None:
         draft = self.drafts.get(key)
         if draft is None:
-            draft = self.drafts[key] = _Draft(kind, reference=reference)
-        draft.keep_if_zero |= keep_if_zero
+            draft = self.drafts[key] = _Draft(kind, reference)
+        if keep_if_zero:
+            draft.keep_if_zero = True
         if detail:
-            draft.detail.update(detail)
+            if draft.detail is None:
+                draft.detail = dict(detail)
+            else:
+                draft.detail.update(detail)
         balance = self.state.balance(key)
-        for name, delta in deltas.items():
-            if delta:
-                draft.deltas[name] = draft.deltas.get(name, 0) + delta
-                setattr(balance, name, getattr(balance, name) + delta)
+        d = draft.deltas
+        if on_hand:
+            d[0] += on_hand
+            balance.on_hand += on_hand
+        if committed:
+            d[1] += committed
+            balance.committed += committed
+        if damaged:
+            d[2] += damaged
+            balance.damaged += damaged
+        if quality_control:
+            d[3] += quality_control
+            balance.quality_control += quality_control
+        if incoming:
+            d[4] += incoming
+            balance.incoming += incoming
 
     def entries(self, event: InputEvent) -> list[Entry]:
         out: list[Entry] = []
+        event_id = event.event_id
         for (sku, location), draft in self.drafts.items():
-            deltas = {k: v for k, v in draft.deltas.items() if v}
+            deltas = {name: n for name, n in zip(STATES, draft.deltas, strict=True) if n}
             if not deltas and not draft.keep_if_zero:
                 continue
             line_no = len(out)
             out.append(
                 Entry(
-                    entry_id=uuid.uuid5(ENTRY_NAMESPACE, f"{event.event_id}/{line_no}"),
-                    source_event_id=event.event_id,
+                    entry_id=_entry_id(event_id, line_no),
+                    source_event_id=event_id,
                     line_no=line_no,
                     sku=sku,
                     location=location,
@@ -106,10 +134,18 @@ class _Effects:
                     occurred_at=event.occurred_at,
                     source_type=event.type,
                     reference=draft.reference,
-                    detail=draft.detail or None,
+                    detail=draft.detail,
                 )
             )
         return out
+
+
+def _entry_id(event_id: uuid.UUID, line_no: int) -> uuid.UUID:
+    """uuid5 of the event id and the line (deterministic, so a replay yields the same ids)."""
+    digest = hashlib.sha1(  # noqa: S324 - uuid5 is defined with SHA-1; no secret here
+        ENTRY_NAMESPACE.bytes + event_id.bytes + line_no.to_bytes(4, "big")
+    )
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)
 
 
 def _line_effect(
