@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCRIPTS := deploy/scripts
 
-.PHONY: help setup up down clean status lint format typecheck test test-unit demo bench
+.PHONY: help setup up down clean status lint format docs typecheck test test-unit demo bench
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,10 +28,14 @@ status: ## what is running
 clean: down ## stop everything and wipe the local data (.local)
 	rm -rf .local/kafka/data .local/kafka/cluster.id .local/postgres .local/logs .local/run
 
-lint: ## ruff check and format check
+lint: ## ruff check and format check, and the generated contract documents are current
 	@$(SCRIPTS)/setup-python.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m shared.contract_docs --check
+
+docs: ## regenerate the AsyncAPI document and JSON Schemas under docs/
+	$(BIN)/python -m shared.contract_docs
 
 format: ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -48,7 +52,8 @@ test-unit: ## the tests that need no server
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 demo: up ## start the stack and show it working
-	@$(BIN)/python -m shared.cli demo
+	@$(SCRIPTS)/stack.sh status
+	@echo "API: http://127.0.0.1:8080/v1/stock?sku=...  metrics: http://127.0.0.1:8081/metrics"
 
 bench: up ## the benchmark suite: one table, JSON under bench/results/
-	@$(BIN)/python -m bench
+	@$(BIN)/python -m bench $(BENCH_ARGS)

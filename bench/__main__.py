@@ -37,9 +37,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 async def produce(settings: Settings, count: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20, enable_idempotence=True,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        linger_ms=20,
+        enable_idempotence=True,
         max_batch_size=512 * 1024,
-    )  # fmt: skip
+    )
     await producer.start()
     try:
         with Progress("producing input", count) as progress:
@@ -134,17 +136,28 @@ def show(results: dict[str, Any], events: int) -> None:
     table.add_column("value", justify="right")
     table.add_column("ratio to its limit", justify="right")
     ingest, copy, consume = (
-        results["ledger_ingest"], results["limit_raw_copy"], results["limit_raw_consume"],
-    )  # fmt: skip
+        results["ledger_ingest"],
+        results["limit_raw_copy"],
+        results["limit_raw_consume"],
+    )
     r = results["ratios"]
     table.add_row("ledger ingest", f"{ingest['per_second']:,.0f} events/s", "")
-    table.add_row("  entries appended", f"{ingest['entries_per_second']:,.0f} entries/s",
-                  f"{r['ledger_ingest_over_raw_copy']:.2f} of COPY")  # fmt: skip
+    table.add_row(
+        "  entries appended",
+        f"{ingest['entries_per_second']:,.0f} entries/s",
+        f"{r['ledger_ingest_over_raw_copy']:.2f} of COPY",
+    )
     table.add_row("  peak RSS", f"{ingest['peak_rss_bytes'] / 2**20:,.0f} MiB", "")
-    table.add_row("limit: raw consume", f"{consume['per_second']:,.0f} msgs/s",
-                  f"ingest is {r['ledger_ingest_over_raw_consume']:.2f} of it")  # fmt: skip
-    table.add_row("limit: raw COPY", f"{copy['per_second']:,.0f} rows/s",
-                  f"{copy['rows']:,} ledger rows, same indexes")  # fmt: skip
+    table.add_row(
+        "limit: raw consume",
+        f"{consume['per_second']:,.0f} msgs/s",
+        f"ingest is {r['ledger_ingest_over_raw_consume']:.2f} of it",
+    )
+    table.add_row(
+        "limit: raw COPY",
+        f"{copy['per_second']:,.0f} rows/s",
+        f"{copy['rows']:,} ledger rows, same indexes",
+    )
     Console().print(table)
 
 

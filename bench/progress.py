@@ -11,9 +11,12 @@ from rich.progress import Progress as RichProgress
 class Progress:
     def __init__(self, what: str, total: int) -> None:
         self.bar = RichProgress(
-            TextColumn(f"{what:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn(f"{what:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
             transient=True,
-        )  # fmt: skip
+        )
         self.task = self.bar.add_task(what, total=total)
 
     def __enter__(self) -> Progress:

@@ -34,10 +34,13 @@ def input_messages(
         if roll < 0.55 or not open_orders:
             order_id = f"O{seed}-{n}"
             lines: list[dict[str, Any]] = [
-                {"line_id": str(i + 1), "sku": rng.choices(codes, weights)[0],
-                 "qty": rng.randint(1, 12)}
+                {
+                    "line_id": str(i + 1),
+                    "sku": rng.choices(codes, weights)[0],
+                    "qty": rng.randint(1, 12),
+                }
                 for i in range(rng.randint(1, 4))
-            ]  # fmt: skip
+            ]
             open_orders.extend(
                 (order_id, ln["line_id"], ln["sku"], location, ln["qty"]) for ln in lines
             )
@@ -49,15 +52,24 @@ def input_messages(
         elif roll < 0.80:
             order_id, line_id, sku, location, qty = open_orders.pop(rng.randrange(len(open_orders)))
             topic, key, kind = SCANS, f"{location}|{sku}", "scan.shipped"
-            data = {"sku": sku, "location": location, "qty": qty, "order_id": order_id,
-                    "line_id": line_id}  # fmt: skip
+            data = {
+                "sku": sku,
+                "location": location,
+                "qty": qty,
+                "order_id": order_id,
+                "line_id": line_id,
+            }
         elif roll < 0.92:
             topic, key, kind = SCANS, f"{location}|{sku}", "scan.received"
             data = {"sku": sku, "location": location, "qty": rng.randint(10, 200)}
         else:
             topic, key, kind = SCANS, f"{location}|{sku}", "scan.adjusted"
-            data = {"sku": sku, "location": location, "qty": rng.randint(1, 3),
-                    "reason": rng.choice(["lost", "damaged", "found"])}  # fmt: skip
+            data = {
+                "sku": sku,
+                "location": location,
+                "qty": rng.randint(1, 3),
+                "reason": rng.choice(["lost", "damaged", "found"]),
+            }
         event = {
             "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "type": kind,

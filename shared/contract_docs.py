@@ -26,6 +26,7 @@ from shared.events.scans import ScanEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 ASYNCAPI_PATH = Path("docs/asyncapi.json")
+OPENAPI_PATH = Path("docs/openapi.json")
 SCHEMAS_DIR = Path("docs/schemas")
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -135,10 +136,18 @@ def schema_documents() -> dict[str, str]:
     }
 
 
+def openapi_document() -> str:
+    """The HTTP API's OpenAPI document (the API is served by the projector)."""
+    from services.projector.api.openapi import full_document
+
+    return _dumps(full_document())
+
+
 def documents() -> dict[Path, str]:
     """Every generated document by its path relative to the project root."""
     return {
         ASYNCAPI_PATH: asyncapi_document(),
+        OPENAPI_PATH: openapi_document(),
         **{SCHEMAS_DIR / name: text for name, text in schema_documents().items()},
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 from typing import Protocol
@@ -30,3 +31,10 @@ def run_service(service: Service, settings: Settings) -> None:
         await service.run()
 
     asyncio.run(main())
+
+
+async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
+    """Sleep, waking early when stopping; returns whether stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    return stopping.is_set()

@@ -36,13 +36,23 @@ class Servers:
         return f"{base}/{database}"
 
 
+def local_kafka() -> str:
+    """The broker deploy/scripts/kafka.sh runs (KAFKA_PORT moves it)."""
+    return f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+
+
+def local_database() -> str:
+    """The server deploy/scripts/postgres.sh runs (PG_PORT moves it)."""
+    port = os.environ.get("PG_PORT", "5433")
+    return f"postgresql://stockledger:stockledger@127.0.0.1:{port}/stockledger"
+
+
 def _running(script: str) -> bool:
     return subprocess.run([ROOT / "deploy/scripts" / script, "status"], check=False).returncode == 0
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    defaults = Settings()
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database_url = os.environ.get("DATABASE_URL")
     started = False
@@ -50,10 +60,7 @@ def servers() -> Iterator[Servers]:
         started = not (_running("kafka.sh") and _running("postgres.sh"))
         subprocess.run([ROOT / "deploy/scripts/kafka.sh", "start"], check=True)
         subprocess.run([ROOT / "deploy/scripts/postgres.sh", "start"], check=True)
-    yield Servers(
-        kafka=kafka or defaults.kafka_bootstrap_servers,
-        database_url=database_url or defaults.database_url.get_secret_value(),
-    )
+    yield Servers(kafka=kafka or local_kafka(), database_url=database_url or local_database())
     if started and os.environ.get("STOCKLEDGER_TEST_KEEP_SERVERS") != "1":
         subprocess.run([ROOT / "deploy/scripts/kafka.sh", "stop"], check=False)
         subprocess.run([ROOT / "deploy/scripts/postgres.sh", "stop"], check=False)

@@ -14,9 +14,11 @@ async def produce(
     bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5,
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        linger_ms=5,
         max_request_size=4 * 1024 * 1024,
-    )  # fmt: skip
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]

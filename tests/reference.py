@@ -15,10 +15,18 @@ from . import events as ev
 
 Item = tuple[str, str]
 ORDER_FREE_TYPES = {
-    "scan.received", "scan.shipped", "scan.adjusted", "scan.transferred", "scan.returned",
-    "scan.moved", "order.placed", "order.cancelled", "order.fulfilled",
-    "replenishment.confirmed", "replenishment.cancelled",
-}  # fmt: skip
+    "scan.received",
+    "scan.shipped",
+    "scan.adjusted",
+    "scan.transferred",
+    "scan.returned",
+    "scan.moved",
+    "order.placed",
+    "order.cancelled",
+    "order.fulfilled",
+    "replenishment.confirmed",
+    "replenishment.cancelled",
+}
 
 
 def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int]]:

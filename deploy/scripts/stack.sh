@@ -16,9 +16,15 @@ SERVICES=(
   "replenisher:services.replenisher:${STOCKLEDGER_REPLENISHER_METRICS_PORT:-8082}"
 )
 
+# An address given in the environment means an existing server: it is used, not started.
+EXTERNAL_KAFKA="${KAFKA_BOOTSTRAP_SERVERS:-}"
+EXTERNAL_DATABASE="${DATABASE_URL:-}"
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+export DATABASE_URL="${DATABASE_URL:-postgresql://${PG_USER:-stockledger}:${PG_PASSWORD:-stockledger}@127.0.0.1:${PG_PORT:-5433}/${PG_DATABASE:-stockledger}}"
+
 infra() {
-  "$SCRIPTS/kafka.sh" start
-  "$SCRIPTS/postgres.sh" start
+  if [ -n "$EXTERNAL_KAFKA" ]; then say "kafka: using $EXTERNAL_KAFKA"; else "$SCRIPTS/kafka.sh" start; fi
+  if [ -n "$EXTERNAL_DATABASE" ]; then say "postgres: using DATABASE_URL"; else "$SCRIPTS/postgres.sh" start; fi
   "$PY" -m shared.migrate
   "$PY" -m shared.topics
 }
@@ -69,7 +75,10 @@ stop_services() {
 case "${1:-}" in
   infra) infra ;;
   up) infra; start_services; say "stack: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, API http://127.0.0.1:${STOCKLEDGER_HTTP_PORT:-8080})" ;;
-  down) stop_services; "$SCRIPTS/kafka.sh" stop; "$SCRIPTS/postgres.sh" stop ;;
+  down)
+    stop_services
+    [ -n "$EXTERNAL_KAFKA" ] || "$SCRIPTS/kafka.sh" stop
+    [ -n "$EXTERNAL_DATABASE" ] || "$SCRIPTS/postgres.sh" stop ;;
   status)
     "$SCRIPTS/kafka.sh" status || true
     "$SCRIPTS/postgres.sh" status && say "postgres: running" || say "postgres: stopped"

@@ -73,9 +73,10 @@ async def test_a_ledger_killed_mid_batch_resumes_and_records_every_event_once(
     p = settings.topic_prefix
     for topic in (SCANS, ORDERS):
         await produce_events(
-            settings.kafka_bootstrap_servers, p + topic,
+            settings.kafka_bootstrap_servers,
+            p + topic,
             [e for e in history if topic_of(e) == topic],
-        )  # fmt: skip
+        )
     from shared.topics import REPLENISHMENT_UPDATES
 
     await produce_events(
@@ -116,8 +117,9 @@ async def test_the_relay_publishes_every_entry_once_despite_late_commits(
     pool = await asyncpg.create_pool(url, min_size=6, max_size=6)
     relay_producer = producer(settings)
     await relay_producer.start()
-    relay = Relay(url, relay_producer, settings.topic_prefix + LEDGER, LedgerMetrics.create(),
-                  batch_size=50)  # fmt: skip
+    relay = Relay(
+        url, relay_producer, settings.topic_prefix + LEDGER, LedgerMetrics.create(), batch_size=50
+    )
     stopping = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stopping))
     store = PostgresLedgerStore(pool)
@@ -142,8 +144,9 @@ async def test_the_relay_publishes_every_entry_once_despite_late_commits(
         await relay_task
         await relay_producer.stop()
         await pool.close()
-    published = await read_topic(settings.kafka_bootstrap_servers, settings.topic_prefix + LEDGER,
-                                 total)  # fmt: skip
+    published = await read_topic(
+        settings.kafka_bootstrap_servers, settings.topic_prefix + LEDGER, total
+    )
     positions = [orjson.loads(r.value)["position"] for r in published]
     assert len(positions) == len(set(positions)) == total
     per_partition: dict[int, list[int]] = {}
@@ -159,8 +162,9 @@ async def _relayed(relay: Relay, head: int) -> bool:
 async def test_an_upstream_producer_that_is_not_ours_is_understood(settings: Settings) -> None:
     placed = ev.placed("O-77", "UK", [("1", "MUG", 2), ("2", "BANK CHARGES", 1)])
     receipt = ev.received("MUG", "UK", 10)
-    upstream = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                         "enable.idempotence": True})  # fmt: skip
+    upstream = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True}
+    )
     upstream.produce(settings.topic_prefix + SCANS, orjson.dumps(receipt), key=b"UK|MUG")
     upstream.produce(settings.topic_prefix + ORDERS, orjson.dumps(placed), key=b"O-77")
     assert upstream.flush(30) == 0

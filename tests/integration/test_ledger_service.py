@@ -68,9 +68,10 @@ async def test_every_input_kind_flows_from_its_topic_to_the_ledger_topic(
     async with running(settings) as service:
         for topic in (SCANS, ORDERS, REPLENISHMENT_UPDATES):
             await produce_events(
-                settings.kafka_bootstrap_servers, p + topic,
+                settings.kafka_bootstrap_servers,
+                p + topic,
                 [e for e in history if topic_of(e) == topic],
-            )  # fmt: skip
+            )
         await eventually(lambda: _count_is(settings, len(history)))
         store_balances = await _balances(settings)
         assert store_balances == reference_balances(history)
@@ -95,15 +96,21 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_flow_goes_
     bad: list[tuple[bytes | None, bytes | None, str]] = [
         (b"k1", b"{not json", "invalid_json"),
         (b"k2", orjson.dumps({**ev.received("MUG", "UK", 1), "data": {"qty": "x"}}), "schema"),
-        (b"k3", orjson.dumps({**ev.received("MUG", "UK", 1), "occurred_at": "2011-07-01 08:00"}),
-         "schema"),
+        (
+            b"k3",
+            orjson.dumps({**ev.received("MUG", "UK", 1), "occurred_at": "2011-07-01 08:00"}),
+            "schema",
+        ),
         (b"k4", orjson.dumps(ev.received(" MUG", "UK", 1)), "schema"),
-        (b"k5", orjson.dumps({**ev.received("MUG", "UK", 1), "type": "scan.beamed"}),
-         "unknown_type"),
+        (
+            b"k5",
+            orjson.dumps({**ev.received("MUG", "UK", 1), "type": "scan.beamed"}),
+            "unknown_type",
+        ),
         (b"k6", orjson.dumps({**ev.received("MUG", "UK", 1), "event_id": "not-a-uuid"}), "schema"),
         (b"k7", b"", "empty"),
         (b"k8", b"[1, 2, 3]", "schema"),
-    ]  # fmt: skip
+    ]
     async with running(settings):
         await produce(
             settings.kafka_bootstrap_servers,
@@ -145,9 +152,10 @@ async def test_two_instances_in_one_group_lose_and_duplicate_nothing(settings: S
     async with running(settings), running(settings):
         for topic in (SCANS, ORDERS, REPLENISHMENT_UPDATES):
             await produce_events(
-                settings.kafka_bootstrap_servers, p + topic,
+                settings.kafka_bootstrap_servers,
+                p + topic,
                 [e for e in history if topic_of(e) == topic],
-            )  # fmt: skip
+            )
         await eventually(lambda: _count_is(settings, len(history)), seconds=60)
     assert await _balances(settings) == reference_balances(history)
 

@@ -53,7 +53,7 @@ CREATE TABLE processed_events (
 );
 
 -- The ledger's running balance per item. Batches lock items, orders and references with
--- transaction-scoped advisory locks taken in sorted order (see services/ledger/storage.py).
+-- transaction-scoped advisory locks taken in sorted order (see services/ledger/adapters/postgres.py).
 CREATE TABLE ledger_balances (
     sku             text   NOT NULL,
     location        text   NOT NULL,

@@ -82,10 +82,14 @@ class LedgerConsumer:
                 self.metrics.dead_letters.labels(topic, decoded.reason).inc()
                 log.warning(
                     "message dead-lettered",
-                    extra={"topic": record.topic, "partition": record.partition,
-                           "offset": record.offset, "reason": decoded.reason,
-                           "detail": decoded.detail},
-                )  # fmt: skip
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": decoded.reason,
+                        "detail": decoded.detail,
+                    },
+                )
             else:
                 accepted.append(Accepted(topic, decoded))
         return accepted, rejected

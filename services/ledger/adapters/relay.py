@@ -10,7 +10,6 @@ batch (consumers deduplicate by position).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -18,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from shared.events.ledger import entry_message
+from shared.runner import sleep_unless
 
 from ..metrics import LedgerMetrics
 from .postgres import NOTIFY_CHANNEL
@@ -58,13 +58,13 @@ class Relay:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.exception("relay lost its database connection; reconnecting")
                 self.leader = False
-                await _sleep_unless(stopping, 1.0)
+                await sleep_unless(stopping, 1.0)
 
     async def _serve(self, stopping: asyncio.Event) -> None:
         conn = await asyncpg.connect(self.database_url)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                if await _sleep_unless(stopping, 1.0):
+                if await sleep_unless(stopping, 1.0):
                     return
             self.leader = True
             appended = asyncio.Event()
@@ -106,13 +106,6 @@ class Relay:
         self.metrics.relay_position.set(self.position)
         self.metrics.relay_lag.set(max(0, head - self.position))
         return len(rows)
-
-
-async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when stopping; returns whether stopping."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-    return stopping.is_set()
 
 
 async def _wait_either(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:

@@ -1,0 +1,126 @@
+"""The projector's Kafka edge: ledger entries in, levels out, offsets committed last.
+
+Per batch: apply to the read model (one transaction), publish the current level of every item
+the batch touched, then commit the offsets. A crash anywhere redelivers the batch; the read model
+ignores what it already has, and the levels are published again (the topic is compacted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.kafka import Record, commit, next_offsets
+
+from ..metrics import ProjectorMetrics
+from .store import ReadModel
+
+log = logging.getLogger(__name__)
+
+
+def level_message(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "sku": row["sku"],
+        "location": row["location"],
+        "on_hand": row["on_hand"],
+        "committed": row["committed"],
+        "damaged": row["damaged"],
+        "quality_control": row["quality_control"],
+        "incoming": row["incoming"],
+        "available": row["available"],
+        "position": row["position"],
+        "updated_at": row["updated_at"].isoformat().replace("+00:00", "Z"),
+    }
+
+
+class ProjectorConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        model: ReadModel,
+        metrics: ProjectorMetrics,
+        levels_topic: str,
+        batch_max_records: int,
+        batch_timeout_ms: int,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.model = model
+        self.metrics = metrics
+        self.levels_topic = levels_topic
+        self.batch_max_records = batch_max_records
+        self.batch_timeout_ms = batch_timeout_ms
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=self.batch_timeout_ms, max_records=self.batch_max_records
+            )
+            records = [r for partition in batch.values() for r in partition]
+            if records and not await self.handle(records, stopping):
+                return
+
+    async def handle(self, records: list[Record], stopping: asyncio.Event) -> bool:
+        entries = []
+        for r in records:
+            try:
+                entries.append(orjson.loads(r.value))
+            except orjson.JSONDecodeError:
+                log.error(
+                    "unreadable ledger message skipped",
+                    extra={"partition": r.partition, "offset": r.offset},
+                )
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                changed, levels = await self.model.apply(entries)
+                await self._publish(levels)
+                break
+            except Exception:
+                if stopping.is_set():
+                    return False
+                log.exception("applying a batch failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await commit(self.consumer, next_offsets(records))
+        self._observe(entries, changed, time.perf_counter() - started)
+        return True
+
+    async def _publish(self, levels: list[asyncpg.Record]) -> None:
+        futures = [
+            await self.producer.send(
+                self.levels_topic,
+                orjson.dumps(level_message(row)),
+                key=f"{row['location']}|{row['sku']}".encode(),
+            )
+            for row in levels
+        ]
+        await asyncio.gather(*futures)
+        self.metrics.levels_published.inc(len(futures))
+
+    def _observe(
+        self, entries: list[dict[str, Any]], changed: dict[Any, Any], seconds: float
+    ) -> None:
+        applied = sum(c.entries for c in changed.values())
+        self.metrics.applied.inc(applied)
+        self.metrics.skipped.inc(len(entries) - applied)
+        self.metrics.apply_seconds.observe(seconds)
+        now = datetime.now(UTC).timestamp()
+        for e in entries:
+            with contextlib.suppress(KeyError, ValueError):
+                self.metrics.event_to_visible.observe(max(0.0, now - _ts(e["occurred_at"])))
+                self.metrics.ledger_to_visible.observe(max(0.0, now - _ts(e["recorded_at"])))
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,143 @@
+"""The read model in PostgreSQL: levels applied batch by batch, levels and history read back.
+
+A batch is one transaction: the rows of its items are created if missing and locked in sorted
+order, the entries at or below each row's position are dropped, the rest is added, and the rows'
+new levels are returned for publishing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..domain import STATES, Change, ItemKey, changes
+
+LEVEL_COLUMNS = (
+    "sku, location, on_hand, committed, damaged, quality_control, incoming, available, position,"
+    " updated_at"
+)
+
+_ENSURE = """
+INSERT INTO stock_levels (sku, location)
+SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
+ON CONFLICT (sku, location) DO NOTHING
+"""
+_LOCK = """
+SELECT l.sku, l.location, l.position FROM stock_levels l
+JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)
+ORDER BY l.sku, l.location FOR UPDATE OF l
+"""
+_APPLY = """
+UPDATE stock_levels l SET
+  on_hand = l.on_hand + c.on_hand, committed = l.committed + c.committed,
+  damaged = l.damaged + c.damaged, quality_control = l.quality_control + c.quality_control,
+  incoming = l.incoming + c.incoming, position = c.position, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::bigint[], $8::bigint[])
+  AS c(sku, location, on_hand, committed, damaged, quality_control, incoming, position)
+WHERE l.sku = c.sku AND l.location = c.location
+"""
+_LEVELS_OF = f"""
+SELECT {LEVEL_COLUMNS} FROM stock_levels l
+JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)
+"""
+
+
+class ReadModel:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def apply(
+        self, entries: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[ItemKey, Change], list[asyncpg.Record]]:
+        """Apply a batch of ledger entries; returns what changed and the current level of every
+        item the batch touched (changed or not, so a redelivered batch republishes them)."""
+        keys = sorted({(e["sku"], e["location"]) for e in entries})
+        skus, locations = [k[0] for k in keys], [k[1] for k in keys]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE, skus, locations)
+            applied = {(r[0], r[1]): r[2] for r in await conn.fetch(_LOCK, skus, locations)}
+            changed = changes(entries, applied)
+            if changed:
+                items = sorted(changed)
+                await conn.execute(
+                    _APPLY,
+                    [k[0] for k in items],
+                    [k[1] for k in items],
+                    *([changed[k].deltas[i] for k in items] for i in range(len(STATES))),
+                    [changed[k].last_position for k in items],
+                )
+            levels = await conn.fetch(_LEVELS_OF, skus, locations)
+        return changed, levels
+
+    async def level(self, sku: str, location: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = $1 AND location = $2",
+            sku,
+            location,
+        )
+
+    async def levels_of_sku(self, sku: str) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            f"SELECT {LEVEL_COLUMNS} FROM stock_levels WHERE sku = $1 ORDER BY location", sku
+        )
+
+    async def level_as_of(self, sku: str, location: str, as_of: datetime) -> asyncpg.Record | None:
+        """The sums of the item's entries that occurred at or before ``as_of``; None when the
+        item has no entry at all."""
+        return await self.pool.fetchrow(
+            "SELECT count(*) AS entries, coalesce(sum(on_hand), 0) AS on_hand,"
+            " coalesce(sum(committed), 0) AS committed, coalesce(sum(damaged), 0) AS damaged,"
+            " coalesce(sum(quality_control), 0) AS quality_control,"
+            " coalesce(sum(incoming), 0) AS incoming,"
+            " EXISTS (SELECT 1 FROM ledger_entries WHERE sku = $1 AND location = $2) AS known"
+            " FROM ledger_entries WHERE sku = $1 AND location = $2 AND occurred_at <= $3",
+            sku,
+            location,
+            as_of,
+        )
+
+    async def history(
+        self, sku: str, location: str, after: int, limit: int
+    ) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            "SELECT position, entry_id, sku, location, kind, on_hand, committed, damaged,"
+            " quality_control, incoming, occurred_at, recorded_at, source_event_id,"
+            " source_type, reference, detail FROM ledger_entries"
+            " WHERE sku = $1 AND location = $2 AND position > $3 ORDER BY position LIMIT $4",
+            sku,
+            location,
+            after,
+            limit,
+        )
+
+    async def at_location(
+        self, location: str, after: str, limit: int, oversold: bool, below_reorder_point: bool
+    ) -> list[asyncpg.Record]:
+        conditions = ["l.location = $1", "l.sku > $2"]
+        if oversold:
+            conditions.append("l.available < 0")
+        if below_reorder_point:
+            conditions.append(
+                "r.reorder_point IS NOT NULL AND l.available + l.incoming <= r.reorder_point"
+            )
+        columns = ", ".join(f"l.{c.strip()}" for c in LEVEL_COLUMNS.split(","))
+        return await self.pool.fetch(
+            f"SELECT {columns}, r.reorder_point FROM stock_levels l"
+            " LEFT JOIN reorder_points r USING (sku, location)"
+            f" WHERE {' AND '.join(conditions)} ORDER BY l.sku LIMIT $3",
+            location,
+            after,
+            limit,
+        )
+
+    async def lag(self) -> int:
+        """Ledger entries written but not yet applied here (head minus the highest applied)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT coalesce(max(position), 0) FROM ledger_entries)"
+            " - (SELECT coalesce(max(position), 0) FROM stock_levels) AS lag"
+        )
+        return max(0, int(row["lag"])) if row else 0

@@ -1,0 +1,219 @@
+"""The OpenAPI document of the HTTP API, built from the same models the API answers with.
+
+The committed copy is docs/openapi.json (``python -m shared.contract_docs`` writes it, a test
+checks it); the running API serves it at /openapi.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.events.ledger import LedgerEntryMessage
+from shared.events.outputs import StockLevelMessage
+
+Operation = dict[str, Any]
+_ERROR = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+}
+
+
+def _param(name: str, description: str, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema or {"type": "string", "minLength": 1, "maxLength": 64},
+    }
+
+
+def _ok(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "a parameter is missing or malformed",
+        401: "no or wrong bearer token",
+        403: "the token may not do this",
+        404: "never seen",
+        503: "not ready",
+    }
+    return {
+        str(c): {
+            "description": text[c],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for c in codes
+    }
+
+
+SKU = _param("sku", "Stock keeping unit (case-sensitive).", required=True)
+LOCATION = _param("location", "Location code (case-sensitive).")
+LIMIT = _param("limit", "Page size.", type="integer", minimum=1, maximum=1000, default=100)
+
+
+def _stock_paths() -> dict[str, Any]:
+    return {
+        "/v1/stock": {
+            "get": {
+                "summary": "Stock of a sku: every location and a total, or one location, "
+                "or one location as it stood at an event time",
+                "operationId": "getStock",
+                "parameters": [
+                    SKU,
+                    LOCATION,
+                    _param(
+                        "as_of",
+                        "RFC 3339 time with offset; needs location.",
+                        type="string",
+                        format="date-time",
+                    ),
+                ],
+                "responses": {"200": _ok("The level(s).", "StockAnswer"), **_errors(400, 404)},
+            }
+        },
+        "/v1/stock/ledger": {
+            "get": {
+                "summary": "The audit trail of one item: ledger entries after a position",
+                "operationId": "getLedger",
+                "parameters": [
+                    SKU,
+                    {**LOCATION, "required": True},
+                    LIMIT,
+                    _param(
+                        "after", "Position to start after.", type="integer", minimum=0, default=0
+                    ),
+                ],
+                "responses": {"200": _ok("A page of entries.", "LedgerPage"), **_errors(400)},
+            }
+        },
+        "/v1/locations/stock": {
+            "get": {
+                "summary": "Levels at a location, filterable, paginated by sku",
+                "operationId": "getLocationStock",
+                "parameters": [
+                    {**LOCATION, "required": True},
+                    _param("oversold", "Only items with available < 0.", type="boolean"),
+                    _param(
+                        "below_reorder_point",
+                        "Only items at or below their reorder point.",
+                        type="boolean",
+                    ),
+                    LIMIT,
+                    _param("after", "The sku to start after."),
+                ],
+                "responses": {"200": _ok("A page of levels.", "LocationPage"), **_errors(400)},
+            }
+        },
+    }
+
+
+def _health_paths() -> dict[str, Any]:
+    plain = {"200": {"description": "OK"}}
+    return {
+        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "responses": plain}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: Kafka and PostgreSQL reachable, consumers assigned",
+                "operationId": "readyz",
+                "responses": {**plain, **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {"description": "Prometheus text format", "content": {"text/plain": {}}}
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "operationId": "openapi", "responses": plain}
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    level = StockLevelMessage.model_json_schema(ref_template="#/components/schemas/{model}")
+    entry = LedgerEntryMessage.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = {**level.pop("$defs", {}), **entry.pop("$defs", {})}
+    total = {
+        "type": "object",
+        "description": "Sums over every location.",
+        "properties": {
+            s: {"type": "integer"}
+            for s in ("on_hand", "committed", "damaged", "quality_control", "incoming", "available")
+        },
+    }
+    return {
+        **defs,
+        "Error": _ERROR,
+        "StockLevel": level,
+        "LedgerEntry": entry,
+        "StockAnswer": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/StockLevel"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string"},
+                        "locations": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/StockLevel"},
+                        },
+                        "total": total,
+                    },
+                },
+            ]
+        },
+        "LedgerPage": {
+            "type": "object",
+            "properties": {
+                "sku": {"type": "string"},
+                "location": {"type": "string"},
+                "entries": {"type": "array", "items": {"$ref": "#/components/schemas/LedgerEntry"}},
+                "next_after": {"type": ["integer", "null"]},
+            },
+        },
+        "LocationPage": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/StockLevel"}},
+                "next_after": {"type": ["string", "null"]},
+            },
+        },
+    }
+
+
+def openapi_document(
+    extra_paths: dict[str, Any] | None = None, extra_schemas: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "stockledger API",
+            "version": "1.0.0",
+            "description": "Stock per location in real time, its history, and stock as of any "
+            "time. SKUs and locations travel as query parameters. Errors are "
+            '{"error": code, "detail": text}.',
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "paths": {**_stock_paths(), **(extra_paths or {}), **_health_paths()},
+        "components": {
+            "schemas": {**_schemas(), **(extra_schemas or {})},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def full_document() -> dict[str, Any]:
+    """The document of everything the API serves (stock, and replenishment when present)."""
+    return openapi_document()

@@ -1,0 +1,117 @@
+"""The projector service, built from settings: ledger consumer, read model, and the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.http import error, health_routes, serve_http
+from shared.kafka import Assignment, batch_consumer, producer
+from shared.runner import sleep_unless
+from shared.settings import Settings
+from shared.topics import LEDGER, LEVELS
+
+from .adapters.consumer import ProjectorConsumer
+from .adapters.store import ReadModel
+from .api.openapi import full_document
+from .api.routes import stock_routes
+from .metrics import ProjectorMetrics
+
+log = logging.getLogger(__name__)
+
+
+def create_api(model: ReadModel, metrics: ProjectorMetrics, service: Any) -> Starlette:
+    """The HTTP API: stock routes, health, metrics and the OpenAPI document."""
+    document = orjson.dumps(full_document())
+
+    async def openapi(_: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return error(status, "not_found" if status == 404 else "http_error", str(request.url.path))
+
+    async def internal(_: Request, exc: Exception) -> Response:
+        log.error("request failed", exc_info=exc)
+        return error(500, "internal", "the request failed; the log has the details")
+
+    routes = [
+        *stock_routes(model),
+        Route("/openapi.json", openapi),
+        *health_routes(metrics.registry, service.ready),
+    ]
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: not_found, Exception: internal}
+    )
+    return app
+
+
+class ProjectorService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ProjectorMetrics.create()
+        self.stopping = asyncio.Event()
+        self.assignment = Assignment()
+        self.pool: asyncpg.Pool | None = None
+
+    async def ready(self) -> dict[str, bool]:
+        database = False
+        if self.pool is not None:
+            database = await self.pool.fetchval("SELECT true") is True
+        return {"postgresql": database, "kafka_assigned": self.assignment.assigned.is_set()}
+
+    async def run(self) -> None:
+        s = self.settings
+        self.pool = await asyncpg.create_pool(
+            s.database_url.get_secret_value(), min_size=1, max_size=s.db_pool_size
+        )
+        model = ReadModel(self.pool)
+        consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "projector", self.assignment)
+        levels = producer(s)
+        await levels.start()
+        await consumer.start()
+        projector = ProjectorConsumer(
+            consumer,
+            levels,
+            model,
+            self.metrics,
+            s.topic_prefix + LEVELS,
+            s.batch_max_records,
+            s.batch_timeout_ms,
+        )
+        api = create_api(model, self.metrics, self)
+        log.info("projector started", extra={"port": s.http_port})
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(projector.run(self.stopping))
+                tasks.create_task(serve_http(api, s.http_host, s.http_port, self.stopping))
+                tasks.create_task(self._watch_lag(model))
+        finally:
+            await consumer.stop()
+            await levels.stop()
+            await self.pool.close()
+            log.info("projector stopped")
+
+    async def _watch_lag(self, model: ReadModel) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.metrics.lag.set(await model.lag())
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("could not measure the projection lag")
+            await sleep_unless(self.stopping, 5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def create_service(settings: Settings) -> ProjectorService:
+    return ProjectorService(settings)

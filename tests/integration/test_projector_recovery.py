@@ -1,0 +1,130 @@
+"""The read model through crashes, redeliveries and rebalances: always a fold of the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.ledger.app import create_service as create_ledger
+from services.projector.app import ProjectorService
+from services.projector.app import create_service as create_projector
+from services.projector.domain import fold
+from shared.settings import Settings
+
+from ..kafka_io import eventually
+from ..reference import random_history
+from ..services import free_port, running, with_port
+from .test_ledger_service import processed_count
+from .test_projector import caught_up, ledger_entries, publish, read_model
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_projector(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "STOCKLEDGER_BATCH_MAX_RECORDS": "100",
+        "STOCKLEDGER_HTTP_PORT": str(free_port()),
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.projector"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+
+
+async def rows_applied(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        return int(await conn.fetchval("SELECT coalesce(sum(position), 0) FROM stock_levels"))
+    finally:
+        await conn.close()
+
+
+async def _changed_since(settings: Settings, before: int) -> bool:
+    return await rows_applied(settings) > before
+
+
+async def _ledger_has(settings: Settings, n: int) -> bool:
+    return await processed_count(settings) >= n
+
+
+async def test_a_projector_killed_mid_batch_resumes_to_a_fold_of_the_ledger(
+    settings: Settings, tmp_path: Path
+) -> None:
+    history = random_history(random.Random(31), 20_000)
+    async with running(create_ledger(settings)):
+        await publish(settings, history)
+        await eventually(functools.partial(_ledger_has, settings, len(history)), seconds=60)
+    kills = 0
+    for _ in range(3):
+        before = await rows_applied(settings)
+        proc = start_projector(settings, tmp_path / "projector.log")
+        try:
+            await eventually(functools.partial(_changed_since, settings, before), seconds=60)
+            await asyncio.sleep(random.uniform(0, 0.3))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        kills += not await caught_up(settings)
+    proc = start_projector(settings, tmp_path / "projector.log")
+    try:
+        await eventually(lambda: caught_up(settings), seconds=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert kills >= 1, "every kill came after the projector had caught up: nothing was tested"
+    assert await read_model(settings) == fold(await ledger_entries(settings))
+
+
+async def test_entries_delivered_again_change_nothing(settings: Settings) -> None:
+    history = random_history(random.Random(32), 800)
+    settings = with_port(settings)
+    async with running(create_ledger(settings)), running(create_projector(settings)):
+        await publish(settings, history)
+        await eventually(lambda: caught_up(settings))
+    before = await read_model(settings)
+    entries = len(await ledger_entries(settings))
+    replay = with_port(settings.model_copy(update={"consumer_group_prefix": "replay"}))
+    projector = create_projector(replay)
+    async with running(projector):
+        await eventually(lambda: _consumed_everything(projector, entries), seconds=30)
+    assert await read_model(settings) == before == fold(await ledger_entries(settings))
+
+
+async def _consumed_everything(projector: ProjectorService, entries: int) -> bool:
+    """Every entry was seen again, and none of them applied twice."""
+    registry = projector.metrics.registry
+    skipped = registry.get_sample_value("stockledger_projector_entries_skipped_total") or 0
+    applied = registry.get_sample_value("stockledger_projector_entries_applied_total") or 0
+    assert applied == 0
+    return skipped >= entries
+
+
+async def test_two_projectors_in_one_group_stay_correct_through_a_rebalance(
+    settings: Settings,
+) -> None:
+    history = random_history(random.Random(33), 4000)
+    first, second = with_port(settings), with_port(settings)
+    async with running(create_ledger(settings)), running(create_projector(first)):
+        await publish(settings, history[:2000])
+        async with running(create_projector(second)):
+            await publish(settings, history[2000:3000])
+            await asyncio.sleep(1)
+        await publish(settings, history[3000:])
+        await eventually(functools.partial(_ledger_has, settings, len(history)), seconds=60)
+        await eventually(lambda: caught_up(settings), seconds=60)
+    assert await read_model(settings) == fold(await ledger_entries(settings))
