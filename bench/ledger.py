@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,9 +12,9 @@ from aiokafka import AIOKafkaConsumer
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS
 
+from .processes import ServiceProcess
 from .progress import Progress
 
-ROOT = Path(__file__).resolve().parent.parent
 COPY_BATCH = 5000
 
 
@@ -80,34 +76,19 @@ async def _columns(conn: asyncpg.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def ledger_ingest(settings: Settings, expected: int, log: Path) -> dict[str, Any]:
+async def ledger_ingest(ledger: ServiceProcess, database_url: str, expected: int) -> dict[str, Any]:
     """The ledger service, as its own process, ingesting the pre-produced input: events/s from
-    the first to the last committed batch."""
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
-        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "STOCKLEDGER_METRICS_PORT": "0",
-        "STOCKLEDGER_LOG_LEVEL": os.environ.get("BENCH_LEDGER_LOG_LEVEL", "WARNING"),
-    }
-    url = settings.database_url.get_secret_value()
-    conn = await asyncpg.connect(url)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.ledger"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-    peak_rss = 0
+    the first to the last committed batch. Returns once the relay has published everything too
+    (the ledger keeps running)."""
+    conn = await asyncpg.connect(database_url)
+    ledger.start()
     try:
         with Progress("ledger ingest", expected) as progress:
             done = 0
             while done < expected:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the ledger exited with {proc.returncode}; see {log}")
+                ledger.check()
                 await asyncio.sleep(0.2)
                 done = await conn.fetchval("SELECT count(*) FROM processed_events")
-                peak_rss = max(peak_rss, _rss_bytes(proc.pid))
                 progress.update(done)
         row = await conn.fetchrow(
             "SELECT min(processed_at), max(processed_at), (SELECT count(*) FROM ledger_entries)"
@@ -119,9 +100,11 @@ async def ledger_ingest(settings: Settings, expected: int, log: Path) -> dict[st
             "SELECT count(*) FROM processed_events WHERE processed_at <="
             " (SELECT min(processed_at) FROM processed_events) + interval '1 millisecond'"
         )
+        head = await conn.fetchval("SELECT max(position) FROM ledger_entries")
+        while (await conn.fetchval("SELECT max(position) FROM relay_positions") or 0) < head:
+            ledger.check()
+            await asyncio.sleep(0.2)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         await conn.close()
     seconds = (last - first).total_seconds()
     share = (expected - first_batch) / expected  # the first batch's commit starts the clock
@@ -131,16 +114,4 @@ async def ledger_ingest(settings: Settings, expected: int, log: Path) -> dict[st
         "seconds": seconds,
         "per_second": expected * share / seconds if seconds else 0.0,
         "entries_per_second": entries * share / seconds if seconds else 0.0,
-        "peak_rss_bytes": peak_rss,
     }
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0

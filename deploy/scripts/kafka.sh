@@ -32,11 +32,18 @@ die() { echo "error: $*" >&2; exit 1; }
 
 java_major() { java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1") ? v[2] : v[1]; exit }'; }
 
+have_java() { command -v java >/dev/null && [ "$(java_major)" -ge 17 ] 2>/dev/null; }
+
+# Java 17+ and Maven from Debian's packages when missing (as root), else a one-line error.
 check_tools() {
-  command -v java >/dev/null && [ "$(java_major)" -ge 17 ] 2>/dev/null ||
-    die "Java 17+ is required to run Kafka (apt-get install openjdk-17-jre-headless)"
-  command -v mvn >/dev/null ||
-    die "Maven is required to fetch Kafka's jars (apt-get install maven)"
+  if { ! have_java || ! command -v mvn >/dev/null; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "kafka: installing Debian's openjdk-17-jre-headless and maven"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null ||
+      die "installing Java and Maven failed; run: apt-get install openjdk-17-jre-headless maven"
+  fi
+  have_java || die "Java 17+ is required to run Kafka (apt-get install openjdk-17-jre-headless)"
+  command -v mvn >/dev/null || die "Maven is required to fetch Kafka's jars (apt-get install maven)"
 }
 
 # Resolve the broker's jars into $LIBS; skipped while the pom is unchanged.

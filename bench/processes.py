@@ -1,0 +1,60 @@
+"""The services as their own processes during a benchmark, with their peak memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    def __init__(self, module: str, settings: Settings, log: Path, **env: str) -> None:
+        self.module = module
+        self.log = log
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": settings.database_url.get_secret_value(),
+            "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+            "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+            "STOCKLEDGER_METRICS_PORT": "0",
+            "STOCKLEDGER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss = 0
+
+    def start(self) -> ServiceProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=out, stderr=out
+            )
+        return self
+
+    def check(self) -> None:
+        """Fail loudly if the service died; track its peak RSS."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.module} exited with {self.proc.returncode}; see {self.log}")
+        self.peak_rss = max(self.peak_rss, rss_bytes(self.proc.pid))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
