@@ -12,3 +12,56 @@ if TYPE_CHECKING:
 else:  # the driver's classes are generic only in its type stubs
     Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 """A connection of its own or one borrowed from a pool: both take the same calls."""
+
+
+# Per-item level tables (the projector's stock_levels, the replenisher's replenisher_items) share
+# one shape: sku, location, the five states and the last applied ledger position. These apply a
+# batch of changes to such a table: rows created if missing and locked in sorted order, so that
+# two instances briefly owning the same item during a rebalance apply each entry once.
+
+LEVEL_TABLES = ("stock_levels", "replenisher_items")
+
+
+async def lock_items(
+    conn: Connection, table: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Create missing rows, lock every row, and return each item's applied position."""
+    assert table in LEVEL_TABLES
+    skus, locations = [k[0] for k in keys], [k[1] for k in keys]
+    await conn.execute(
+        f"INSERT INTO {table} (sku, location) SELECT * FROM unnest($1::text[], $2::text[])"
+        " ORDER BY 1, 2 ON CONFLICT (sku, location) DO NOTHING",
+        skus,
+        locations,
+    )
+    rows = await conn.fetch(
+        f"SELECT t.sku, t.location, t.position FROM {table} t"
+        " JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)"
+        " ORDER BY t.sku, t.location FOR UPDATE OF t",
+        skus,
+        locations,
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+async def add_changes(conn: Connection, table: str, changed: dict[tuple[str, str], Any]) -> None:
+    """Add each item's summed deltas (a :class:`shared.levels.Change`) and move its position."""
+    assert table in LEVEL_TABLES
+    stamp = ", updated_at = now()" if table == "stock_levels" else ""
+    if not changed:
+        return
+    items = sorted(changed)
+    await conn.execute(
+        f"""UPDATE {table} t SET
+          on_hand = t.on_hand + c.on_hand, committed = t.committed + c.committed,
+          damaged = t.damaged + c.damaged, quality_control = t.quality_control + c.quality_control,
+          incoming = t.incoming + c.incoming, position = c.position{stamp}
+        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                    $6::bigint[], $7::bigint[], $8::bigint[])
+          AS c(sku, location, on_hand, committed, damaged, quality_control, incoming, position)
+        WHERE t.sku = c.sku AND t.location = c.location""",
+        [k[0] for k in items],
+        [k[1] for k in items],
+        *([changed[k].deltas[i] for k in items] for i in range(5)),
+        [changed[k].last_position for k in items],
+    )

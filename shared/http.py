@@ -13,12 +13,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .params import BadParameterError
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
     """The contract's error shape."""
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def answers_errors(handler: Handler) -> Handler:
+    """Bad parameters become 400 with the reason, in the contract's error shape."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadParameterError as exc:
+            return error(400, "bad_parameter", str(exc))
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
 
 
 def health_routes(registry: CollectorRegistry, readiness: ReadinessCheck) -> list[Route]:

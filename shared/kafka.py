@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
@@ -111,3 +112,33 @@ async def dead_letter(
 
 
 __all__ = ["KafkaError", "Record"]
+
+
+async def consume_batches(
+    consumer: AIOKafkaConsumer,
+    stopping: asyncio.Event,
+    handle: Callable[[list[Record]], Awaitable[bool]],
+    max_records: int,
+    timeout_ms: int,
+) -> None:
+    """Fetch batches until stopping, or until ``handle`` returns False (stopped mid-batch)."""
+    while not stopping.is_set():
+        batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        records = [r for partition in batch.values() for r in partition]
+        if records and not await handle(records):
+            return
+
+
+def json_values(records: Iterable[Record]) -> list[Any]:
+    """The records' JSON values; one that does not parse is logged and left out (our own topics
+    carry only what our services wrote)."""
+    values = []
+    for r in records:
+        try:
+            values.append(orjson.loads(r.value))
+        except orjson.JSONDecodeError:
+            log.error(
+                "unreadable message skipped",
+                extra={"topic": r.topic, "partition": r.partition, "offset": r.offset},
+            )
+    return values

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import signal
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from .logs import configure_logging
 from .settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Service(Protocol):
@@ -38,3 +43,22 @@ async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)
     return stopping.is_set()
+
+
+async def retry(
+    what: str, stopping: asyncio.Event, fn: Callable[..., Awaitable[T]], *args: Any
+) -> T | None:
+    """Call ``fn`` until it succeeds, backing off up to 5 s; None if stopping first. Used where
+    giving up would lose or skip work (a failed append is retried, never dropped)."""
+    delay = 0.1
+    while True:
+        try:
+            return await fn(*args)
+        except Exception:
+            if stopping.is_set():
+                log.warning("%s abandoned while stopping; the batch will be redelivered", what)
+                return None
+            log.exception("%s failed; retrying in %.1fs", what, delay)
+            if await sleep_unless(stopping, delay):
+                return None
+            delay = min(delay * 2, 5.0)

@@ -45,3 +45,15 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     db_pool_size: int = Field(default=4, ge=1, description="PostgreSQL connections per service.")
+    forecast_interval_s: float = Field(
+        default=300.0, gt=0, description="How often the replenisher recomputes its forecasts."
+    )
+    default_lead_time_days: float = Field(
+        default=7.0, gt=0, description="Lead time of items without a policy of their own."
+    )
+    default_review_days: float = Field(
+        default=7.0, ge=0, description="Review period of items without a policy of their own."
+    )
+    default_service_level: float = Field(
+        default=0.95, gt=0.5, lt=1, description="Service level of items without a policy."
+    )

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.replenisher.api import replenishment_routes
+from services.replenisher.app import default_policy
 from shared.http import error, health_routes, serve_http
 from shared.kafka import Assignment, batch_consumer, producer
 from shared.runner import sleep_unless
@@ -29,8 +31,10 @@ from .metrics import ProjectorMetrics
 log = logging.getLogger(__name__)
 
 
-def create_api(model: ReadModel, metrics: ProjectorMetrics, service: Any) -> Starlette:
-    """The HTTP API: stock routes, health, metrics and the OpenAPI document."""
+def create_api(
+    model: ReadModel, metrics: ProjectorMetrics, service: Any, settings: Settings
+) -> Starlette:
+    """The HTTP API: stock and replenishment routes, health, metrics and the OpenAPI document."""
     document = orjson.dumps(full_document())
 
     async def openapi(_: Request) -> Response:
@@ -46,6 +50,7 @@ def create_api(model: ReadModel, metrics: ProjectorMetrics, service: Any) -> Sta
 
     routes = [
         *stock_routes(model),
+        *replenishment_routes(model.pool, settings, default_policy(settings)),
         Route("/openapi.json", openapi),
         *health_routes(metrics.registry, service.ready),
     ]
@@ -88,7 +93,7 @@ class ProjectorService:
             s.batch_max_records,
             s.batch_timeout_ms,
         )
-        api = create_api(model, self.metrics, self)
+        api = create_api(model, self.metrics, self, s)
         log.info("projector started", extra={"port": s.http_port})
         try:
             async with asyncio.TaskGroup() as tasks:

@@ -15,9 +15,9 @@ import pytest
 
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
-from services.projector.domain import STATES, fold
 from services.projector.rebuild import rebuild
 from shared.events.ledger import entry_message
+from shared.levels import STATES, fold
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
 

@@ -17,7 +17,7 @@ import pytest
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import ProjectorService
 from services.projector.app import create_service as create_projector
-from services.projector.domain import fold
+from shared.levels import fold
 from shared.settings import Settings
 
 from ..kafka_io import eventually

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.projector.domain import available, changes, fold
+from shared.levels import available, changes, fold
 
 
 def entry(position: int, sku: str = "MUG", location: str = "UK", **deltas: int) -> dict[str, Any]:

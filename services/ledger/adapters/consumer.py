@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events.codec import Rejection, decode
 from shared.kafka import Assignment, Record, commit, dead_letter, next_offsets
+from shared.runner import retry
 
 from ..metrics import LedgerMetrics
 from .store import Accepted, LedgerStore
@@ -105,8 +106,7 @@ class LedgerConsumer:
         self.metrics.batch_size.observe(len(records))
         if (
             rejected
-            and await self._retry("dead-letter", stopping, dead_letter, self.producer, rejected)
-            is None
+            and await retry("dead-letter", stopping, dead_letter, self.producer, rejected) is None
         ):
             return  # stopping before the dead letters were safe: nothing is committed
         if accepted and not await self._append(accepted, stopping):
@@ -115,7 +115,7 @@ class LedgerConsumer:
 
     async def _append(self, accepted: list[Accepted], stopping: asyncio.Event) -> bool:
         started = time.perf_counter()
-        result = await self._retry("append", stopping, self.store.append, accepted)
+        result = await retry("append", stopping, self.store.append, accepted)
         if result is None:
             return False
         elapsed = time.perf_counter() - started
@@ -132,16 +132,3 @@ class LedgerConsumer:
         self.metrics.appended.inc(result.entries)
         self.metrics.duplicates.inc(result.duplicates)
         return True
-
-    async def _retry(self, what: str, stopping: asyncio.Event, fn, *args):  # type: ignore[no-untyped-def]
-        delay = 0.1
-        while True:
-            try:
-                return await fn(*args)
-            except Exception:
-                if stopping.is_set():
-                    log.warning("%s abandoned while stopping; the batch will be redelivered", what)
-                    return None
-                log.exception("%s failed; retrying in %.1fs", what, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)

@@ -10,19 +10,16 @@ batch (consumers deduplicate by position).
 from __future__ import annotations
 
 import asyncio
-import logging
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from shared.db import Connection
 from shared.events.ledger import entry_message
-from shared.runner import sleep_unless
+from shared.outbox import OutboxPublisher
 
 from ..metrics import LedgerMetrics
 from .postgres import NOTIFY_CHANNEL
-
-log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_300_200
 RELAY_NAME = "stock.ledger.v1"
@@ -34,7 +31,10 @@ FROM ledger_entries WHERE position > $1 ORDER BY position LIMIT $2
 """
 
 
-class Relay:
+class Relay(OutboxPublisher):
+    lock_id = RELAY_LOCK
+    channel = NOTIFY_CHANNEL
+
     def __init__(
         self,
         database_url: str,
@@ -43,46 +43,19 @@ class Relay:
         metrics: LedgerMetrics,
         batch_size: int = 5000,
     ) -> None:
-        self.database_url = database_url
+        super().__init__(database_url)
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
         self.batch_size = batch_size
-        self.leader = False
         self.position = 0
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self._serve(stopping)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("relay lost its database connection; reconnecting")
-                self.leader = False
-                await sleep_unless(stopping, 1.0)
+    async def resume(self, conn: Connection) -> None:
+        self.position = await conn.fetchval(
+            "SELECT coalesce(max(position), 0) FROM relay_positions WHERE relay = $1", RELAY_NAME
+        )
 
-    async def _serve(self, stopping: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                if await sleep_unless(stopping, 1.0):
-                    return
-            self.leader = True
-            appended = asyncio.Event()
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: appended.set())
-            self.position = await conn.fetchval(
-                "SELECT coalesce(max(position), 0) FROM relay_positions WHERE relay = $1",
-                RELAY_NAME,
-            )
-            while not stopping.is_set():
-                appended.clear()
-                published = await self.publish_once(conn)
-                if published < self.batch_size:
-                    await _wait_either(appended, stopping, seconds=0.5)
-        finally:
-            self.leader = False
-            await conn.close()
-
-    async def publish_once(self, conn: asyncpg.Connection) -> int:
+    async def publish_once(self, conn: Connection) -> int:
         rows = await conn.fetch(_FETCH, self.position, self.batch_size)
         if rows:
             futures = [
@@ -106,12 +79,3 @@ class Relay:
         self.metrics.relay_position.set(self.position)
         self.metrics.relay_lag.set(max(0, head - self.position))
         return len(rows)
-
-
-async def _wait_either(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
-    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -18,7 +19,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.kafka import Record, commit, next_offsets
+from shared.kafka import Record, commit, consume_batches, json_values, next_offsets
+from shared.runner import retry
 
 from ..metrics import ProjectorMetrics
 from .store import ReadModel
@@ -61,40 +63,29 @@ class ProjectorConsumer:
         self.batch_timeout_ms = batch_timeout_ms
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            batch = await self.consumer.getmany(
-                timeout_ms=self.batch_timeout_ms, max_records=self.batch_max_records
-            )
-            records = [r for partition in batch.values() for r in partition]
-            if records and not await self.handle(records, stopping):
-                return
+        await consume_batches(
+            self.consumer,
+            stopping,
+            functools.partial(self.handle, stopping=stopping),
+            self.batch_max_records,
+            self.batch_timeout_ms,
+        )
 
     async def handle(self, records: list[Record], stopping: asyncio.Event) -> bool:
-        entries = []
-        for r in records:
-            try:
-                entries.append(orjson.loads(r.value))
-            except orjson.JSONDecodeError:
-                log.error(
-                    "unreadable ledger message skipped",
-                    extra={"partition": r.partition, "offset": r.offset},
-                )
-        delay = 0.1
-        while True:
-            started = time.perf_counter()
-            try:
-                changed, levels = await self.model.apply(entries)
-                await self._publish(levels)
-                break
-            except Exception:
-                if stopping.is_set():
-                    return False
-                log.exception("applying a batch failed; retrying in %.1fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        entries = json_values(records)
+        started = time.perf_counter()
+        applied = await retry("applying a batch", stopping, self._apply, entries)
+        if applied is None:
+            return False  # stopping: nothing committed, the batch is redelivered
+        changed = applied
         await commit(self.consumer, next_offsets(records))
         self._observe(entries, changed, time.perf_counter() - started)
         return True
+
+    async def _apply(self, entries: list[dict[str, Any]]) -> dict[Any, Any]:
+        changed, levels = await self.model.apply(entries)
+        await self._publish(levels)
+        return changed
 
     async def _publish(self, levels: list[asyncpg.Record]) -> None:
         futures = [

@@ -13,33 +13,14 @@ from typing import Any
 
 import asyncpg
 
-from ..domain import STATES, Change, ItemKey, changes
+from shared.db import add_changes, lock_items
+from shared.levels import Change, ItemKey, changes
 
 LEVEL_COLUMNS = (
     "sku, location, on_hand, committed, damaged, quality_control, incoming, available, position,"
     " updated_at"
 )
 
-_ENSURE = """
-INSERT INTO stock_levels (sku, location)
-SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
-ON CONFLICT (sku, location) DO NOTHING
-"""
-_LOCK = """
-SELECT l.sku, l.location, l.position FROM stock_levels l
-JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)
-ORDER BY l.sku, l.location FOR UPDATE OF l
-"""
-_APPLY = """
-UPDATE stock_levels l SET
-  on_hand = l.on_hand + c.on_hand, committed = l.committed + c.committed,
-  damaged = l.damaged + c.damaged, quality_control = l.quality_control + c.quality_control,
-  incoming = l.incoming + c.incoming, position = c.position, updated_at = now()
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[], $8::bigint[])
-  AS c(sku, location, on_hand, committed, damaged, quality_control, incoming, position)
-WHERE l.sku = c.sku AND l.location = c.location
-"""
 _LEVELS_OF = f"""
 SELECT {LEVEL_COLUMNS} FROM stock_levels l
 JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)
@@ -58,18 +39,9 @@ class ReadModel:
         keys = sorted({(e["sku"], e["location"]) for e in entries})
         skus, locations = [k[0] for k in keys], [k[1] for k in keys]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_ENSURE, skus, locations)
-            applied = {(r[0], r[1]): r[2] for r in await conn.fetch(_LOCK, skus, locations)}
+            applied = await lock_items(conn, "stock_levels", keys)
             changed = changes(entries, applied)
-            if changed:
-                items = sorted(changed)
-                await conn.execute(
-                    _APPLY,
-                    [k[0] for k in items],
-                    [k[1] for k in items],
-                    *([changed[k].deltas[i] for k in items] for i in range(len(STATES))),
-                    [changed[k].last_position for k in items],
-                )
+            await add_changes(conn, "stock_levels", changed)
             levels = await conn.fetch(_LEVELS_OF, skus, locations)
         return changed, levels
 

@@ -214,6 +214,107 @@ def openapi_document(
     }
 
 
+def _replenishment_paths() -> dict[str, Any]:
+    location = {**LOCATION, "required": True}
+    return {
+        "/v1/policies": {
+            "get": {
+                "summary": "The replenishment policy in force for an item and the figures "
+                "behind it (forecast, safety stock, reorder point, order-up-to)",
+                "operationId": "getPolicy",
+                "parameters": [SKU, location],
+                "responses": {
+                    "200": _ok("The policy and figures.", "PolicyAnswer"),
+                    **_errors(400),
+                },
+            },
+            "put": {
+                "summary": "Set an item's replenishment policy",
+                "operationId": "putPolicy",
+                "security": [{"bearer": []}],
+                "parameters": [SKU, location],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Policy"}}
+                    },
+                },
+                "responses": {
+                    "200": _ok("The policy stored.", "PolicyAnswer"),
+                    **_errors(400, 401, 403),
+                },
+            },
+        },
+        "/v1/replenishment/requests": {
+            "get": {
+                "summary": "Replenishment requests and their state, newest first",
+                "operationId": "getRequests",
+                "parameters": [
+                    _param(
+                        "status",
+                        "open (open or confirmed) or closed (received or cancelled).",
+                        type="string",
+                        enum=["open", "closed"],
+                    ),
+                    _param("sku", "Only this sku."),
+                    LOCATION,
+                    LIMIT,
+                ],
+                "responses": {"200": _ok("Requests.", "RequestList"), **_errors(400)},
+            }
+        },
+    }
+
+
+def _replenishment_schemas() -> dict[str, Any]:
+    from services.replenisher.policy import Policy
+
+    policy = Policy.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {
+        "Policy": policy,
+        "PolicyAnswer": {
+            "type": "object",
+            "properties": {
+                "sku": {"type": "string"},
+                "location": {"type": "string"},
+                "source": {"type": "string", "enum": ["set", "default"]},
+                "policy": {"$ref": "#/components/schemas/Policy"},
+                "forecast": {"type": ["object", "null"]},
+                "figures": {"type": ["object", "null"]},
+            },
+        },
+        "RequestList": {
+            "type": "object",
+            "properties": {
+                "requests": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "request_id": {"type": "string"},
+                            "sku": {"type": "string"},
+                            "location": {"type": "string"},
+                            "qty": {"type": "integer"},
+                            "kind": {"type": "string", "enum": ["purchase", "transfer"]},
+                            "from_location": {"type": ["string", "null"]},
+                            "status": {
+                                "type": "string",
+                                "enum": ["open", "confirmed", "received", "cancelled"],
+                            },
+                            "confirmed_qty": {"type": "integer"},
+                            "received_qty": {"type": "integer"},
+                            "needed_by": {"type": "string", "format": "date-time"},
+                            "requested_at": {"type": "string", "format": "date-time"},
+                            "reason": {"type": "object"},
+                            "published": {"type": "boolean"},
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
 def full_document() -> dict[str, Any]:
-    """The document of everything the API serves (stock, and replenishment when present)."""
-    return openapi_document()
+    """The document of everything the API serves: stock and replenishment."""
+    return openapi_document(_replenishment_paths(), _replenishment_schemas())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -10,29 +9,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shared import params
 from shared.events.ledger import entry_message
-from shared.http import error
+from shared.http import answers_errors, error
+from shared.levels import STATES
+from shared.params import BadParameterError
 
 from ..adapters.consumer import level_message
 from ..adapters.store import ReadModel
-from ..domain import STATES
-from . import params
-from .params import BadParameterError
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def answers_errors(handler: Handler) -> Handler:
-    """Bad parameters become 400 with the reason, in the contract's error shape."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except BadParameterError as exc:
-            return error(400, "bad_parameter", str(exc))
-
-    wrapped.__name__ = handler.__name__
-    return wrapped
 
 
 def stock_routes(model: ReadModel) -> list[Route]:

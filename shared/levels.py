@@ -1,4 +1,4 @@
-"""The projector's rules: ledger entries folded into stock levels.
+"""Stock levels from ledger entries, shared by the projector and the replenisher.
 
 Pure: no I/O. The caller supplies the entries (as published on ``stock.ledger.v1``) and, for
 :func:`changes`, the last position already applied to each item.
@@ -29,21 +29,33 @@ def available(level: Mapping[str, int]) -> int:
     return level["on_hand"] - level["committed"] - level["damaged"] - level["quality_control"]
 
 
+def fresh_entries(
+    entries: Iterable[Mapping[str, Any]], applied: Mapping[ItemKey, int]
+) -> list[Mapping[str, Any]]:
+    """The entries not yet applied: above their item's applied position, each once (the relay
+    may publish an entry twice after a crash). Entries of one item arrive in position order."""
+    last = dict(applied)
+    out = []
+    for e in entries:
+        key = (e["sku"], e["location"])
+        if e["position"] > last.get(key, 0):
+            last[key] = e["position"]
+            out.append(e)
+    return out
+
+
 def changes(
     entries: Iterable[Mapping[str, Any]], applied: Mapping[ItemKey, int]
 ) -> dict[ItemKey, Change]:
-    """Sum the entries per item, skipping those at or below the item's applied position, and
-    repeats within the batch (the relay may publish an entry twice after a crash)."""
+    """Sum the fresh entries (see :func:`fresh_entries`) per item."""
     out: dict[ItemKey, Change] = {}
-    for e in entries:
+    for e in fresh_entries(entries, applied):
         key = (e["sku"], e["location"])
         position = e["position"]
         change = out.get(key)
-        if position <= applied.get(key, 0) or (change and position <= change.last_position):
-            continue
-        d = e["deltas"]
         if change is None:
             change = out[key] = Change([0, 0, 0, 0, 0], position, position)
+        d = e["deltas"]
         for i, state in enumerate(STATES):
             change.deltas[i] += d.get(state, 0)
         change.last_position = position

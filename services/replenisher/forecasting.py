@@ -1,0 +1,94 @@
+"""Recomputes the forecasts from the demand history, off the event path.
+
+Each pass reads the daily demand of every item, fits the forecast methods (:mod:`.forecast`),
+and stores the winner with its figures; it also refreshes the reorder points the API's
+below_reorder_point filter reads. Time is event time: a series ends on the latest day any demand
+was seen, so a replay of old history forecasts as if it were then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date
+
+import asyncpg
+
+from .adapters.store import forecast_of
+from .forecast import Forecast, forecast
+from .policy import Policy, figures_for
+
+
+async def refresh_forecasts(
+    pool: asyncpg.Pool,
+    default_policy: Policy,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """One pass over every item with demand; returns how many were forecast and the mean error."""
+    started = time.perf_counter()
+    rows = await pool.fetch("SELECT sku, location, day, units FROM demand_daily")
+    if not rows:
+        return {"items": 0, "mean_mae": 0.0, "seconds": time.perf_counter() - started}
+    end = max(r["day"] for r in rows)
+    series: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
+    for r in rows:
+        series[(r["sku"], r["location"])][r["day"]] = r["units"]
+    results: dict[tuple[str, str], Forecast] = {}
+    for n, (key, days) in enumerate(sorted(series.items()), 1):
+        start = min(days)
+        span = (end - start).days + 1
+        history = [float(days.get(date.fromordinal(start.toordinal() + i), 0)) for i in range(span)]
+        result = forecast(history)
+        if result is not None:
+            results[key] = result
+        if progress and n % 200 == 0:
+            progress(n, len(series))
+    keys = sorted(results)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO replenishment_forecasts (sku, location, method, daily_demand, demand_sd,"
+            " holdout_mae, history_days) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::float8[], $5::float8[], $6::float8[], $7::int[])"
+            " ON CONFLICT (sku, location) DO UPDATE SET method = EXCLUDED.method,"
+            " daily_demand = EXCLUDED.daily_demand, demand_sd = EXCLUDED.demand_sd,"
+            " holdout_mae = EXCLUDED.holdout_mae, history_days = EXCLUDED.history_days,"
+            " computed_at = now()",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [results[k].method for k in keys],
+            [results[k].daily_demand for k in keys],
+            [results[k].demand_sd for k in keys],
+            [results[k].holdout_mae for k in keys],
+            [results[k].history_days for k in keys],
+        )
+    await refresh_reorder_points(pool, default_policy)
+    if progress:
+        progress(len(series), len(series))
+    errors = [r.holdout_mae for r in results.values()]
+    return {
+        "items": len(results),
+        "mean_mae": sum(errors) / len(errors) if errors else 0.0,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+async def refresh_reorder_points(pool: asyncpg.Pool, default_policy: Policy) -> None:
+    """The reorder point in force per item, for the API's below_reorder_point filter."""
+    rows = await pool.fetch(
+        "SELECT i.sku, i.location, p.policy, f.method, f.daily_demand, f.demand_sd,"
+        " f.holdout_mae, f.history_days FROM replenisher_items i"
+        " LEFT JOIN replenishment_policies p USING (sku, location)"
+        " LEFT JOIN replenishment_forecasts f USING (sku, location)"
+    )
+    points = []
+    for r in rows:
+        policy = Policy.model_validate_json(r["policy"]) if r["policy"] else default_policy
+        figures = figures_for(policy, forecast_of(r))
+        if figures is not None:
+            points.append((r["sku"], r["location"], figures.reorder_point))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM reorder_points")
+        await conn.copy_records_to_table(
+            "reorder_points", records=points, columns=["sku", "location", "reorder_point"]
+        )

@@ -1,0 +1,49 @@
+"""Each forecast method recovers the parameters of series made to know them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.replenisher.forecast import croston, forecast, ses, tsb
+
+
+def intermittent(days: int, probability: float, mean_size: float, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    occurs = rng.random(days) < probability
+    sizes = rng.poisson(mean_size - 1, days) + 1
+    return np.where(occurs, sizes, 0).astype(np.float64)
+
+
+def test_ses_recovers_the_mean_of_steady_demand() -> None:
+    y = np.random.default_rng(2).poisson(12, 400).astype(np.float64)
+    assert ses(y, 0.05)[-1] == pytest.approx(12, rel=0.1)
+
+
+def test_croston_recovers_size_over_interval_and_sba_removes_its_bias() -> None:
+    y = intermittent(3000, 0.25, 6.0)
+    true_rate = 0.25 * 6.0
+    assert croston(y, 0.05)[-1] == pytest.approx(true_rate, rel=0.2)
+    assert croston(y, 0.05, 1 - 0.05 / 2)[-1] == pytest.approx(true_rate, rel=0.2)
+
+
+def test_tsb_recovers_probability_times_size_and_decays_when_demand_stops() -> None:
+    y = intermittent(3000, 0.3, 4.0, seed=3)
+    assert tsb(y, 0.05, 0.05)[-1] == pytest.approx(0.3 * 4.0, rel=0.2)
+    stopped = np.concatenate([y, np.zeros(120)])
+    assert tsb(stopped, 0.05, 0.05)[-1] < 0.05
+    assert croston(stopped, 0.05)[-1] == pytest.approx(croston(y, 0.05)[-1])
+
+
+def test_the_chosen_forecast_is_close_to_the_true_rate_with_a_spread() -> None:
+    y = intermittent(365, 0.2, 5.0, seed=4)
+    result = forecast(list(y))
+    assert result is not None
+    assert result.daily_demand == pytest.approx(1.0, rel=0.35)
+    assert result.demand_sd > 0
+    assert result.history_days == 365
+
+
+def test_a_series_too_short_or_empty_has_no_forecast() -> None:
+    assert forecast([1.0] * 5) is None
+    assert forecast([0.0] * 60) is None
