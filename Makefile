@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 SCRIPTS := deploy/scripts
+STATE_DIR ?= .local
 
 .PHONY: help setup up down clean status lint format docs typecheck test test-unit demo bench
 
@@ -15,6 +16,7 @@ setup: ## install everything (idempotent): Python packages, Kafka jars, PostgreS
 	@$(SCRIPTS)/setup-python.sh
 	@$(SCRIPTS)/kafka.sh install
 	@$(SCRIPTS)/postgres.sh install
+	@$(SCRIPTS)/setup-prometheus.sh
 
 up: setup ## start Kafka, PostgreSQL and the services in the background; returns once ready
 	@$(SCRIPTS)/stack.sh up
@@ -25,8 +27,9 @@ down: ## stop everything, keeping its data
 status: ## what is running
 	@$(SCRIPTS)/stack.sh status
 
-clean: down ## stop everything and wipe the local data (.local)
-	rm -rf .local/kafka/data .local/kafka/cluster.id .local/postgres .local/logs .local/run
+clean: down ## stop everything and wipe the local data (STATE_DIR, default .local; the jar cache stays)
+	rm -rf "$(STATE_DIR)/kafka/data" "$(STATE_DIR)/kafka/cluster.id" "$(STATE_DIR)/postgres" \
+		"$(STATE_DIR)/logs" "$(STATE_DIR)/run"
 
 lint: ## ruff check and format check, and the generated contract documents are current
 	@$(SCRIPTS)/setup-python.sh
@@ -45,8 +48,15 @@ typecheck: ## mypy, strict
 	@$(SCRIPTS)/setup-python.sh
 	$(BIN)/mypy
 
-test: setup lint typecheck ## install, lint, typecheck and run every test against real Kafka and PostgreSQL
+test: setup lint typecheck check-monitoring ## install, lint, typecheck and run every test against real Kafka and PostgreSQL
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+check-monitoring: ## promtool: both Prometheus configs, the rules and their unit tests
+	@$(SCRIPTS)/setup-prometheus.sh
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check config deploy/prometheus/prometheus.compose.yml
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 test-unit: ## the tests that need no server
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

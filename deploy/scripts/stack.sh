@@ -39,8 +39,11 @@ start_services() {
     pidfile="$RUN_DIR/$name.pid"
     if pid_alive "$pidfile"; then say "$name: already running"; continue; fi
     port_open "$port" && die "port $port is already in use by another program; stop it or change the port"
-    (cd "$ROOT" && STOCKLEDGER_METRICS_PORT="$port" setsid nohup "$PY" -m "$module" \
-      >>"$LOG_DIR/$name.log" 2>&1 & echo $! >"$pidfile")
+    (
+      cd "$ROOT"
+      STOCKLEDGER_METRICS_PORT="$port" setsid "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+      echo $! >"$pidfile"
+    )
   done
   for entry in "${SERVICES[@]}"; do
     IFS=: read -r name module port <<<"$entry"
