@@ -1,22 +1,22 @@
 """Daily demand forecasts for intermittent series: SES, Croston, SBA and TSB, chosen per series.
 
-Pure: no I/O. The caller supplies the daily demand history of one item (units per day, oldest
-first, zeros included). Each method is fitted on all but the last held-out days with a few
-smoothing constants; the method and constants with the lowest mean absolute error on the
-held-out days win and are refitted on the whole series.
+Pure: no I/O. The caller supplies daily demand histories (units per day, oldest first, zeros
+included), one per item. The methods run on many series at once (rows of a matrix; days before
+an item's first day are NaN and leave its state alone). Each method is fitted on all but the
+last held-out days with a few smoothing constants; the method and constants with the lowest
+mean absolute error on the held-out days win for that series, and are refitted on all of it.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-Series = NDArray[np.float64]
+Matrix = NDArray[np.float64]  # items × days
 ALPHAS = (0.05, 0.1, 0.2, 0.3)
 MIN_HISTORY_DAYS = 14
 
@@ -30,56 +30,87 @@ class Forecast:
     history_days: int
 
 
-def ses(y: Series, alpha: float) -> Series:
-    """One-step-ahead forecasts by simple exponential smoothing (index t: made before day t);
-    the last element is the forecast for tomorrow."""
-    out = np.empty(len(y) + 1)
-    level = y[0]
-    out[0] = level
-    for t, value in enumerate(y):
-        level = alpha * value + (1 - alpha) * level
-        out[t + 1] = level
+def _rows(y: NDArray[np.float64]) -> Matrix:
+    return np.atleast_2d(np.asarray(y, dtype=np.float64))
+
+
+def ses(y: NDArray[np.float64], alpha: float) -> Matrix:
+    """One-step-ahead forecasts by simple exponential smoothing: column t is made before day t,
+    the last column is the forecast for the day after the history."""
+    y = _rows(y)
+    n, days = y.shape
+    out = np.empty((n, days + 1))
+    level = _first_observation(y)
+    out[:, 0] = level
+    for t in range(days):
+        seen = ~np.isnan(y[:, t])
+        level = np.where(seen, alpha * np.nan_to_num(y[:, t]) + (1 - alpha) * level, level)
+        out[:, t + 1] = level
     return out
 
 
-def croston(y: Series, alpha: float, debias: float = 1.0) -> Series:
+def croston(y: NDArray[np.float64], alpha: float, debias: float = 1.0) -> Matrix:
     """Croston's method: sizes and intervals smoothed separately; ``debias`` (1 − α/2) is SBA."""
-    out = np.empty(len(y) + 1)
-    nonzero = np.flatnonzero(y)
-    size = y[nonzero[0]] if len(nonzero) else 0.0
-    interval = float(nonzero[0] + 1) if len(nonzero) else 1.0
-    since = 1
-    out[0] = debias * size / interval
-    for t, value in enumerate(y):
-        if value > 0:
-            size = alpha * value + (1 - alpha) * size
-            interval = alpha * since + (1 - alpha) * interval
-            since = 1
-        else:
-            since += 1
-        out[t + 1] = debias * size / interval
+    y = _rows(y)
+    n, days = y.shape
+    out = np.empty((n, days + 1))
+    size, interval = _first_demand(y)
+    since = np.ones(n)
+    out[:, 0] = debias * size / interval
+    for t in range(days):
+        value = y[:, t]
+        demand = np.nan_to_num(value) > 0
+        size = np.where(demand, alpha * np.nan_to_num(value) + (1 - alpha) * size, size)
+        interval = np.where(demand, alpha * since + (1 - alpha) * interval, interval)
+        since = np.where(demand, 1.0, np.where(np.isnan(value), since, since + 1))
+        out[:, t + 1] = debias * size / interval
     return out
 
 
-def tsb(y: Series, alpha: float, beta: float) -> Series:
+def tsb(y: NDArray[np.float64], alpha: float, beta: float) -> Matrix:
     """Teunter-Syntetos-Babai: the demand probability is updated every day, so the forecast
     decays when demand stops (Croston's does not)."""
-    out = np.empty(len(y) + 1)
-    nonzero = np.flatnonzero(y)
-    size = y[nonzero].mean() if len(nonzero) else 0.0
-    probability = len(nonzero) / len(y) if len(y) else 0.0
-    out[0] = probability * size
-    for t, value in enumerate(y):
-        occurred = 1.0 if value > 0 else 0.0
-        probability = beta * occurred + (1 - beta) * probability
-        if value > 0:
-            size = alpha * value + (1 - alpha) * size
-        out[t + 1] = probability * size
+    y = _rows(y)
+    n, days = y.shape
+    out = np.empty((n, days + 1))
+    observed = ~np.isnan(y)
+    positive = np.nan_to_num(y) > 0
+    counts = np.maximum(observed.sum(axis=1), 1)
+    probability = positive.sum(axis=1) / counts
+    size = np.where(
+        positive.any(axis=1),
+        np.nan_to_num(y).sum(axis=1) / np.maximum(positive.sum(axis=1), 1),
+        0.0,
+    )
+    out[:, 0] = probability * size
+    for t in range(days):
+        value = np.nan_to_num(y[:, t])
+        seen = observed[:, t]
+        probability = np.where(seen, beta * (value > 0) + (1 - beta) * probability, probability)
+        size = np.where(value > 0, alpha * value + (1 - alpha) * size, size)
+        out[:, t + 1] = probability * size
     return out
 
 
-def candidates() -> dict[str, Callable[[Series], Series]]:
-    methods: dict[str, Callable[[Series], Series]] = {}
+def _first_observation(y: Matrix) -> NDArray[np.float64]:
+    seen = ~np.isnan(y)
+    first = np.argmax(seen, axis=1)
+    return np.where(seen.any(axis=1), np.nan_to_num(y[np.arange(len(y)), first]), 0.0)
+
+
+def _first_demand(y: Matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The size of each series' first demand and the days up to it (Croston's start)."""
+    positive = np.nan_to_num(y) > 0
+    first = np.argmax(positive, axis=1)
+    start = np.argmax(~np.isnan(y), axis=1)
+    any_demand = positive.any(axis=1)
+    size = np.where(any_demand, np.nan_to_num(y[np.arange(len(y)), first]), 0.0)
+    interval = np.where(any_demand, first - start + 1.0, 1.0)
+    return size, interval
+
+
+def candidates() -> dict[str, Callable[[NDArray[np.float64]], Matrix]]:
+    methods: dict[str, Callable[[NDArray[np.float64]], Matrix]] = {}
     for a in ALPHAS:
         methods[f"ses(alpha={a})"] = functools.partial(ses, alpha=a)
         methods[f"croston(alpha={a})"] = functools.partial(croston, alpha=a)
@@ -88,27 +119,59 @@ def candidates() -> dict[str, Callable[[Series], Series]]:
     return methods
 
 
-def forecast(history: Sequence[float], holdout_days: int | None = None) -> Forecast | None:
-    """The best forecast for this series, or None when the history is too short to judge."""
-    y = np.asarray(history, dtype=np.float64)
-    if len(y) < MIN_HISTORY_DAYS or not y.any():
-        return None
-    holdout = holdout_days or max(7, len(y) // 5)
-    train, test = y[:-holdout], y[-holdout:]
-    if not train.any():
-        train, test = y, y  # demand only recently: judge in-sample
-    best_name, best_error = "", math.inf
-    methods = candidates()
-    for name, method in methods.items():
-        error = float(np.abs(test - method(train)[-1]).mean())
-        if error < best_error - 1e-12:
-            best_name, best_error = name, error
-    fitted = methods[best_name](y)
-    residuals = y - fitted[:-1]
-    return Forecast(
-        method=best_name,
-        daily_demand=float(max(0.0, fitted[-1])),
-        demand_sd=float(np.sqrt(np.mean(residuals[1:] ** 2))) if len(y) > 1 else 0.0,
-        holdout_mae=best_error,
-        history_days=len(y),
-    )
+def forecast_many(histories: Sequence[Sequence[float]]) -> list[Forecast | None]:
+    """The best forecast of each series (None where too short or without demand)."""
+    if not histories:
+        return []
+    days = max(len(h) for h in histories)
+    y = np.full((len(histories), days), np.nan)
+    for i, h in enumerate(histories):
+        if len(h):
+            y[i, days - len(h) :] = h
+    if days < MIN_HISTORY_DAYS:
+        return [None] * len(histories)
+    # Column t of a fit is the forecast made before day t from the days before it, so the
+    # forecast a series would have had at the start of its held-out days is read, not refitted.
+    lengths = np.array([len(h) for h in histories])
+    holdout = np.minimum(np.maximum(7, lengths // 5), np.maximum(lengths - 1, 1))
+    cut = days - holdout
+    rows = np.arange(len(histories))
+    test = np.arange(days)[None, :] >= cut[:, None]
+    names = list(candidates())
+    fits = {name: candidates()[name](y) for name in names}
+    with np.errstate(all="ignore"):
+        errors = np.stack(
+            [
+                np.nanmean(
+                    np.where(test, np.abs(y - fits[name][rows, cut][:, None]), np.nan), axis=1
+                )
+                for name in names
+            ]
+        )
+    errors = np.where(np.isnan(errors), np.inf, errors)
+    best = np.argmin(errors, axis=0)
+    results: list[Forecast | None] = []
+    for i, h in enumerate(histories):
+        if len(h) < MIN_HISTORY_DAYS or not any(h):
+            results.append(None)
+            continue
+        name = names[best[i]]
+        fitted = fits[name][i]
+        residuals = y[i] - fitted[:-1]
+        residuals = residuals[~np.isnan(residuals)][1:]
+        mae = float(errors[best[i], i])
+        results.append(
+            Forecast(
+                method=name,
+                daily_demand=float(max(0.0, fitted[-1])),
+                demand_sd=float(np.sqrt(np.mean(residuals**2))) if len(residuals) else 0.0,
+                holdout_mae=mae if np.isfinite(mae) else 0.0,
+                history_days=len(h),
+            )
+        )
+    return results
+
+
+def forecast(history: Sequence[float]) -> Forecast | None:
+    """The best forecast for one series, or None when the history is too short to judge."""
+    return forecast_many([history])[0]

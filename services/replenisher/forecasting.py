@@ -16,7 +16,7 @@ from datetime import date
 import asyncpg
 
 from .adapters.store import forecast_of
-from .forecast import Forecast, forecast
+from .forecast import Forecast, forecast_many
 from .policy import Policy, figures_for
 
 
@@ -34,16 +34,21 @@ async def refresh_forecasts(
     series: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
     for r in rows:
         series[(r["sku"], r["location"])][r["day"]] = r["units"]
-    results: dict[tuple[str, str], Forecast] = {}
-    for n, (key, days) in enumerate(sorted(series.items()), 1):
+    items = sorted(series)
+    histories = []
+    for key in items:
+        days = series[key]
         start = min(days)
         span = (end - start).days + 1
-        history = [float(days.get(date.fromordinal(start.toordinal() + i), 0)) for i in range(span)]
-        result = forecast(history)
-        if result is not None:
-            results[key] = result
-        if progress and n % 200 == 0:
-            progress(n, len(series))
+        histories.append(
+            [float(days.get(date.fromordinal(start.toordinal() + i), 0)) for i in range(span)]
+        )
+    results: dict[tuple[str, str], Forecast] = {}
+    for at in range(0, len(items), 2000):
+        chunk = forecast_many(histories[at : at + 2000])
+        results.update({k: f for k, f in zip(items[at : at + 2000], chunk, strict=True) if f})
+        if progress:
+            progress(min(at + 2000, len(items)), len(items))
     keys = sorted(results)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(

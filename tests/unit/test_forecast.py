@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.replenisher.forecast import croston, forecast, ses, tsb
+from services.replenisher.forecast import croston, forecast, forecast_many, ses, tsb
 
 
 def intermittent(days: int, probability: float, mean_size: float, seed: int = 1) -> np.ndarray:
@@ -17,22 +17,22 @@ def intermittent(days: int, probability: float, mean_size: float, seed: int = 1)
 
 def test_ses_recovers_the_mean_of_steady_demand() -> None:
     y = np.random.default_rng(2).poisson(12, 400).astype(np.float64)
-    assert ses(y, 0.05)[-1] == pytest.approx(12, rel=0.1)
+    assert ses(y, 0.05)[0, -1] == pytest.approx(12, rel=0.1)
 
 
 def test_croston_recovers_size_over_interval_and_sba_removes_its_bias() -> None:
     y = intermittent(3000, 0.25, 6.0)
     true_rate = 0.25 * 6.0
-    assert croston(y, 0.05)[-1] == pytest.approx(true_rate, rel=0.2)
-    assert croston(y, 0.05, 1 - 0.05 / 2)[-1] == pytest.approx(true_rate, rel=0.2)
+    assert croston(y, 0.05)[0, -1] == pytest.approx(true_rate, rel=0.2)
+    assert croston(y, 0.05, 1 - 0.05 / 2)[0, -1] == pytest.approx(true_rate, rel=0.2)
 
 
 def test_tsb_recovers_probability_times_size_and_decays_when_demand_stops() -> None:
     y = intermittent(3000, 0.3, 4.0, seed=3)
-    assert tsb(y, 0.05, 0.05)[-1] == pytest.approx(0.3 * 4.0, rel=0.2)
+    assert tsb(y, 0.05, 0.05)[0, -1] == pytest.approx(0.3 * 4.0, rel=0.2)
     stopped = np.concatenate([y, np.zeros(120)])
-    assert tsb(stopped, 0.05, 0.05)[-1] < 0.05
-    assert croston(stopped, 0.05)[-1] == pytest.approx(croston(y, 0.05)[-1])
+    assert tsb(stopped, 0.05, 0.05)[0, -1] < 0.05
+    assert croston(stopped, 0.05)[0, -1] == pytest.approx(croston(y, 0.05)[0, -1])
 
 
 def test_the_chosen_forecast_is_close_to_the_true_rate_with_a_spread() -> None:
@@ -47,3 +47,16 @@ def test_the_chosen_forecast_is_close_to_the_true_rate_with_a_spread() -> None:
 def test_a_series_too_short_or_empty_has_no_forecast() -> None:
     assert forecast([1.0] * 5) is None
     assert forecast([0.0] * 60) is None
+
+
+def test_many_series_at_once_give_what_each_gives_alone() -> None:
+    histories = [list(intermittent(n, 0.2 + n / 1000, 4.0, seed=n)) for n in (30, 90, 200)]
+    together = forecast_many(histories)
+    alone = [forecast(h) for h in histories]
+    for a, b in zip(together, alone, strict=True):
+        assert a is not None
+        assert b is not None
+        assert a.method == b.method
+        assert (a.daily_demand, a.demand_sd, a.holdout_mae) == pytest.approx(
+            (b.daily_demand, b.demand_sd, b.holdout_mae)
+        )
