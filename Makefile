@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SCRIPTS := deploy/scripts
 STATE_DIR ?= .local
 
-.PHONY: help setup up down clean status lint format docs typecheck test test-unit demo bench
+.PHONY: help setup up down clean status lint format docs typecheck test test-unit demo simulate bench check-monitoring
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,9 +61,13 @@ check-monitoring: ## promtool: both Prometheus configs, the rules and their unit
 test-unit: ## the tests that need no server
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-demo: up ## start the stack and show it working
-	@$(SCRIPTS)/stack.sh status
-	@echo "API: http://127.0.0.1:8080/v1/stock?sku=...  metrics: http://127.0.0.1:8081/metrics"
+demo: setup ## replay the order history through a fresh local stack, live (wipes STATE_DIR's data)
+	@echo "make demo starts from an empty local stack: the data under $(STATE_DIR) is wiped first"
+	@$(MAKE) --no-print-directory clean up
+	@$(BIN)/python -m simulation.demo $(DEMO_ARGS)
+
+simulate: setup ## compare the replenishment policies on the order history (closed loop, no servers)
+	@$(BIN)/python -m simulation $(SIMULATE_ARGS)
 
 bench: up ## the benchmark suite: one table, JSON under bench/results/
 	@$(BIN)/python -m bench $(BENCH_ARGS)

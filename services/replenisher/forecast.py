@@ -25,7 +25,8 @@ MIN_HISTORY_DAYS = 14
 class Forecast:
     method: str
     daily_demand: float  # expected units per day
-    demand_sd: float  # spread of daily demand around the forecast (one-step errors)
+    demand_sd: float  # spread of daily demand around the forecast: 1.25 × mean absolute
+    # one-step error (σ for normal errors, and not blown up by one wholesale spike as RMSE is)
     holdout_mae: float  # mean absolute error on the held-out days
     history_days: int
 
@@ -164,7 +165,7 @@ def forecast_many(histories: Sequence[Sequence[float]]) -> list[Forecast | None]
             Forecast(
                 method=name,
                 daily_demand=float(max(0.0, fitted[-1])),
-                demand_sd=float(np.sqrt(np.mean(residuals**2))) if len(residuals) else 0.0,
+                demand_sd=float(1.25 * np.mean(np.abs(residuals))) if len(residuals) else 0.0,
                 holdout_mae=mae if np.isfinite(mae) else 0.0,
                 history_days=len(h),
             )

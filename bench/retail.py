@@ -1,0 +1,447 @@
+"""The Online Retail order history (shared/data/online-retail) as the suite's input events.
+
+:func:`retail_events` yields ``(topic, key, value)`` in time order, the same shape as
+:func:`bench.workload.input_messages`: unprefixed topic names, keys and values as bytes. The
+benchmark replays it; the demo and the simulation can reuse it. The mapping, kept simple:
+
+- **Orders.** An invoice is one ``order.placed``: ``order_id`` is the invoice number, the location
+  comes from the invoice's country (``United Kingdom`` → ``UK``, a member of the EU in 2011 or
+  ``European Community`` → ``EU``, anything else, ``Channel Islands`` and ``Unspecified``
+  included → ``ROW``), one line per row with a positive quantity and a product stock code.
+  ``line_id`` is the row's index within the invoice (1-based, counting every row of the invoice,
+  so ids do not move when rows are skipped). An invoice with no such row places no order.
+- **Shipments.** Every order line is shipped as a ``scan.shipped`` with its ``order_id`` and
+  ``line_id``, 2 to 6 hours after the invoice (the hours a hash of the invoice number).
+- **Cancellations.** A ``C`` invoice cancels, line by line, the customer's most recent earlier
+  order line with the same stock code that is not cancelled yet: one ``order.cancelled`` per
+  original order, listing those lines (a whole line, whatever quantity the cancellation names).
+  A cancellation with no customer, or whose line cannot be found, is skipped. A line cancelled
+  before its shipment time is not shipped; one cancelled after it changes nothing in the ledger
+  (the units went out), as a late cancellation should.
+- **Write-offs.** A negative row with no customer outside a ``C`` invoice (staff corrections) is
+  a ``scan.adjusted`` of its units: reason ``damaged`` when its description speaks of damage
+  (damage, wet, broken, faulty, mould, rust, thrown/throw away, smudge), ``lost`` otherwise.
+  Other negative rows, and positive rows of ``C`` invoices, are skipped.
+- **Opening stock.** Simulated: one ``scan.received`` per item and location, one hour before the
+  item's first order line or write-off there, of twice its total ordered and written-off units
+  over the rows read (so stock runs down but not out, cancellations aside).
+- **Skipped stock codes.** Codes that are not products (``POST``, ``D``, ``M``, ``m``,
+  ``BANK CHARGES``, ``AMAZONFEE``, ``DOT``, ``S``, ``C2``, ``PADS``, ``gift_0001_*``, ``DCGS*``),
+  and empty or invalid codes (after stripping blanks; at most 64 printable characters). Codes
+  keep their case: ``85123A`` and ``85123a`` are different items.
+- **Times.** ``InvoiceDate`` is UK local time: read as Europe/London and sent in UTC
+  (``…Z``), e.g. ``2011-06-01 09:00:00`` → ``2011-06-01T08:00:00Z``.
+- **Ids.** ``event_id`` is a uuid5 of the event's kind and identity, so a second replay of the
+  same rows is recognised by the ledger as redelivery and changes nothing.
+
+The file is streamed twice (gzip and csv, nothing held but per-item totals and the open orders
+of each customer): once for the opening stock, once for the events.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import hashlib
+import heapq
+import itertools
+import re
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from shared.topics import ORDERS, SCANS
+
+DATA = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "online-retail"
+    / "online-retail-2010-12_2011-06.csv.gz"
+)
+"""The history shipped beside the repository (``shared/`` next to the work tree)."""
+
+SOURCE = "online-retail"
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://stockledger.invalid/bench/online-retail")
+_NAMESPACE_BYTES = NAMESPACE.bytes
+LONDON = ZoneInfo("Europe/London")
+OPENING_FACTOR = 2
+OPENING_LEAD = timedelta(hours=1)
+
+NOT_PRODUCTS = frozenset(
+    {"POST", "D", "M", "m", "BANK CHARGES", "AMAZONFEE", "DOT", "S", "C2", "PADS"}
+)
+NOT_PRODUCT_PREFIXES = ("gift_0001_", "DCGS")
+EU = frozenset(
+    {
+        "Austria",
+        "Belgium",
+        "Bulgaria",
+        "Cyprus",
+        "Czech Republic",
+        "Denmark",
+        "EIRE",
+        "Estonia",
+        "European Community",
+        "Finland",
+        "France",
+        "Germany",
+        "Greece",
+        "Hungary",
+        "Ireland",
+        "Italy",
+        "Latvia",
+        "Lithuania",
+        "Luxembourg",
+        "Malta",
+        "Netherlands",
+        "Poland",
+        "Portugal",
+        "Romania",
+        "Slovakia",
+        "Slovenia",
+        "Spain",
+        "Sweden",
+    }
+)
+_DAMAGE = re.compile(r"damag|wet|broken|faulty|mould|rust|thrown|throw away|smudge", re.IGNORECASE)
+
+
+def location_of(country: str) -> str:
+    country = country.strip()
+    if country == "United Kingdom":
+        return "UK"
+    return "EU" if country in EU else "ROW"
+
+
+@functools.cache
+def product_code(raw: str) -> tuple[str | None, str]:
+    """The stock code as an item code, or None and why: ``invalid_code`` (empty after stripping
+    blanks, too long, unprintable) or ``not_a_product``."""
+    code = raw.strip()
+    if not code or len(code) > 64 or not code.isprintable():
+        return None, "invalid_code"
+    if code in NOT_PRODUCTS or code.startswith(NOT_PRODUCT_PREFIXES):
+        return None, "not_a_product"
+    return code, ""
+
+
+@dataclass
+class ReplayStats:
+    """What the mapping made of the rows read."""
+
+    rows: int = 0
+    orders: int = 0
+    order_lines: int = 0
+    shipments: int = 0
+    shipments_not_sent: int = 0  # their line was cancelled before the shipment time
+    cancellations: int = 0
+    cancelled_lines: int = 0
+    cancel_lines_not_found: int = 0
+    adjustments: int = 0
+    receipts: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def events(self) -> int:
+        return self.orders + self.shipments + self.cancellations + self.adjustments + self.receipts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "events": self.events,
+            "orders": self.orders,
+            "order_lines": self.order_lines,
+            "shipments": self.shipments,
+            "shipments_not_sent": self.shipments_not_sent,
+            "cancellations": self.cancellations,
+            "cancelled_lines": self.cancelled_lines,
+            "cancel_lines_not_found": self.cancel_lines_not_found,
+            "adjustments": self.adjustments,
+            "receipts": self.receipts,
+            "skipped_rows": dict(self.skipped),
+        }
+
+
+@dataclass(slots=True)
+class _Row:
+    index: int  # within its invoice, 1-based
+    code: str | None
+    why: str  # why code is None
+    description: str
+    qty: int | None
+    customer: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    topic: str
+    key: bytes
+    event: dict[str, Any]
+    dropped: bool = False
+
+
+class _Clock:
+    """UK local invoice times to UTC, memoised per distinct text (rows share their invoice's)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, tuple[datetime, str]] = {}
+
+    def utc(self, text: str) -> tuple[datetime, str]:
+        hit = self.cache.get(text)
+        if hit is None:
+            local = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=LONDON)
+            at = local.astimezone(UTC)
+            hit = (at, _rfc3339(at))
+            if len(self.cache) > 100_000:
+                self.cache.clear()
+            self.cache[text] = hit
+        return hit
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_id(kind: str, identity: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, f"{kind}:{identity}"))``, without the UUID object (a third of
+    the generator's time otherwise)."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + f"{kind}:{identity}".encode(), usedforsecurity=False)
+    x = h.hexdigest()
+    variant = "89ab"[int(x[16], 16) & 3]
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}"
+
+
+def _envelope(kind: str, identity: str, at: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": _event_id(kind, identity),
+        "type": kind,
+        "schema_version": 1,
+        "occurred_at": at,
+        "source": SOURCE,
+        "data": data,
+    }
+
+
+def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, list[_Row]]]:
+    """(invoice, InvoiceDate text, country, rows) per invoice, over the first ``rows`` rows."""
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        expected = [
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ]
+        if [h.strip() for h in header] != expected:
+            raise ValueError(f"{path}: unexpected columns {header}")
+        current: str | None = None
+        date = country = ""
+        lines: list[_Row] = []
+        for record in itertools.islice(reader, rows):
+            if len(record) != 8:
+                continue
+            invoice = record[0].strip()
+            if invoice != current:
+                if current is not None and lines:
+                    yield current, date, country, lines
+                current, date, country, lines = invoice, record[4], record[7], []
+            try:
+                qty: int | None = int(record[3])
+            except ValueError:
+                qty = None
+            customer = record[6].strip()
+            if customer.endswith(".0"):
+                customer = customer[:-2]
+            code, why = product_code(record[1])
+            lines.append(_Row(len(lines) + 1, code, why, record[2], qty, customer))
+        if current is not None and lines:
+            yield current, date, country, lines
+
+
+def _is_write_off(invoice: str, row: _Row) -> bool:
+    return not invoice.startswith("C") and not row.customer and row.qty is not None and row.qty < 0
+
+
+def _opening_stock(
+    path: Path, rows: int | None, clock: _Clock
+) -> dict[tuple[str, str], tuple[datetime, int]]:
+    """Per (location, sku): the time of its first order line or write-off, and the units."""
+    first: dict[tuple[str, str], tuple[datetime, int]] = {}
+    for invoice, date, country, lines in _invoices(path, rows):
+        location = location_of(country)
+        at: datetime | None = None
+        for row in lines:
+            if row.code is None or row.qty is None:
+                continue
+            if invoice.startswith("C"):
+                continue
+            if row.qty > 0 or _is_write_off(invoice, row):
+                if at is None:
+                    at = clock.utc(date)[0]
+                key = (location, row.code)
+                seen = first.get(key)
+                units = abs(row.qty)
+                first[key] = (at, units) if seen is None else (seen[0], seen[1] + units)
+    return first
+
+
+def retail_events(
+    path: Path = DATA, *, rows: int | None = None, stats: ReplayStats | None = None
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """The history's events in time order, as ``(topic, key, value)``; ``rows`` limits the rows
+    read (the first ``rows``, for a short replay). ``stats``, if given, is filled as it goes."""
+    stats = stats if stats is not None else ReplayStats()
+    clock = _Clock()
+    seq = itertools.count()
+    heap: list[tuple[datetime, int, _Pending]] = []
+    for (location, sku), (at, units) in _opening_stock(path, rows, clock).items():
+        when = at - OPENING_LEAD
+        event = _envelope(
+            "scan.received",
+            f"opening:{location}|{sku}",
+            _rfc3339(when),
+            {"sku": sku, "location": location, "qty": max(1, OPENING_FACTOR * units)},
+        )
+        pending = _Pending(SCANS, f"{location}|{sku}".encode(), event)
+        heapq.heappush(heap, (when, next(seq), pending))
+        stats.receipts += 1
+    # customer → their orders, latest last: (order_id, {stock code: [line ids]}) not yet cancelled
+    orders_by_customer: dict[str, list[tuple[str, dict[str, list[str]]]]] = defaultdict(list)
+    shipments: dict[tuple[str, str], _Pending] = {}
+
+    def due(until: datetime) -> Iterator[tuple[str, bytes, bytes]]:
+        while heap and heap[0][0] <= until:
+            _, _, pending = heapq.heappop(heap)
+            if pending.event["type"] == "scan.shipped":
+                data = pending.event["data"]
+                shipments.pop((data["order_id"], data["line_id"]), None)
+                if pending.dropped:
+                    stats.shipments_not_sent += 1
+                    continue
+                stats.shipments += 1
+            yield pending.topic, pending.key, orjson.dumps(pending.event)
+
+    for invoice, date, country, lines in _invoices(path, rows):
+        stats.rows += len(lines)
+        at, at_text = clock.utc(date)
+        location = location_of(country)
+        yield from due(at)
+        if invoice.startswith("C"):
+            yield from _cancellation(invoice, at_text, lines, orders_by_customer, shipments, stats)
+            continue
+        order_lines: list[dict[str, Any]] = []
+        for row in lines:
+            if row.code is None:
+                stats.skipped[row.why] += 1
+                continue
+            if row.qty is None or row.qty == 0:
+                stats.skipped["no_quantity"] += 1
+                continue
+            if _is_write_off(invoice, row):
+                reason = "damaged" if _DAMAGE.search(row.description) else "lost"
+                stats.adjustments += 1
+                event = _envelope(
+                    "scan.adjusted",
+                    f"{invoice}:{row.index}",
+                    at_text,
+                    {"sku": row.code, "location": location, "qty": -row.qty, "reason": reason},
+                )
+                yield SCANS, f"{location}|{row.code}".encode(), orjson.dumps(event)
+            elif row.qty < 0:
+                stats.skipped["negative_with_customer"] += 1
+            else:
+                order_lines.append({"line_id": str(row.index), "sku": row.code, "qty": row.qty})
+        if not order_lines:
+            continue
+        stats.orders += 1
+        stats.order_lines += len(order_lines)
+        placed = _envelope(
+            "order.placed",
+            invoice,
+            at_text,
+            {"order_id": invoice, "location": location, "lines": order_lines},
+        )
+        yield ORDERS, invoice.encode(), orjson.dumps(placed)
+        by_code: dict[str, list[str]] = defaultdict(list)
+        for line in order_lines:
+            by_code[line["sku"]].append(line["line_id"])
+        customer = lines[0].customer
+        if customer:
+            orders_by_customer[customer].append((invoice, by_code))
+        ship_at = at + timedelta(hours=2 + zlib.crc32(invoice.encode()) % 5)
+        ship_text = _rfc3339(ship_at)
+        for line in order_lines:
+            shipped = _envelope(
+                "scan.shipped",
+                f"{invoice}:{line['line_id']}",
+                ship_text,
+                {
+                    "sku": line["sku"],
+                    "location": location,
+                    "qty": line["qty"],
+                    "order_id": invoice,
+                    "line_id": line["line_id"],
+                },
+            )
+            pending = _Pending(SCANS, f"{location}|{line['sku']}".encode(), shipped)
+            shipments[(invoice, line["line_id"])] = pending
+            heapq.heappush(heap, (ship_at, next(seq), pending))
+    yield from due(datetime.max.replace(tzinfo=UTC))
+
+
+def _cancellation(
+    invoice: str,
+    at_text: str,
+    lines: list[_Row],
+    orders_by_customer: dict[str, list[tuple[str, dict[str, list[str]]]]],
+    shipments: dict[tuple[str, str], _Pending],
+    stats: ReplayStats,
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """One ``order.cancelled`` per original order found for the lines of a ``C`` invoice."""
+    customer = lines[0].customer
+    found: dict[str, list[str]] = {}
+    for row in lines:
+        if row.code is None:
+            stats.skipped[row.why] += 1
+            continue
+        if row.qty is None or row.qty >= 0:
+            stats.skipped["cancellation_not_negative"] += 1
+            continue
+        line_id = None
+        for order_id, by_code in reversed(orders_by_customer.get(customer, [])):
+            open_lines = by_code.get(row.code)
+            if open_lines:
+                line_id = open_lines.pop(0)
+                found.setdefault(order_id, []).append(line_id)
+                break
+        if line_id is None:
+            stats.cancel_lines_not_found += 1
+    for order_id, line_ids in found.items():
+        stats.cancellations += 1
+        stats.cancelled_lines += len(line_ids)
+        for line_id in line_ids:
+            pending = shipments.get((order_id, line_id))
+            if pending is not None:
+                pending.dropped = True
+        event = _envelope(
+            "order.cancelled",
+            f"{invoice}:{order_id}",
+            at_text,
+            {"order_id": order_id, "lines": [{"line_id": i} for i in line_ids]},
+        )
+        yield ORDERS, order_id.encode(), orjson.dumps(event)

@@ -1,0 +1,1 @@
+"""Closed-loop simulation of replenishment policies on an order history."""

@@ -1,0 +1,86 @@
+"""``python -m simulation``: compare replenishment policies on an order history, closed loop.
+
+Prints, per policy, the line fill rate, average units held, requests and stockout item-days,
+and writes them as JSON. Deterministic: the same history and options give the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from bench.retail import DATA, retail_events
+
+from .closed_loop import SimConfig, in_range, simulate
+
+POLICIES = ("static", "min_max", "forecast")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m simulation", description=__doc__)
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=DATA,
+        help="order history (Online Retail "
+        "columns, gzip or plain CSV); default: the shipped history",
+    )
+    parser.add_argument("--policy", choices=(*POLICIES, "all"), default="all")
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
+    parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last day")
+    parser.add_argument("--rows", type=int, help="read only the first ROWS rows")
+    parser.add_argument("--lead-time-days", type=int, default=7)
+    parser.add_argument("--review-days", type=int, default=7)
+    parser.add_argument("--service-level", type=float, default=0.95)
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("simulation-results.json"),
+        help="where to write the figures (default: %(default)s)",
+    )
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    events = [orjson.loads(value) for _, _, value in retail_events(args.csv, rows=args.rows)]
+    events = list(in_range(events, args.start, args.end))
+    console = Console()
+    console.print(f"{len(events):,} events read in {time.perf_counter() - started:.1f}s")
+    results = []
+    for policy in POLICIES if args.policy == "all" else (args.policy,):
+        config = SimConfig(policy, args.lead_time_days, args.review_days, args.service_level)
+        with console.status(f"simulating {policy}"):
+            t = time.perf_counter()
+            result = simulate(events, config)
+        summary = result.summary() | {"seconds": round(time.perf_counter() - t, 1)}
+        results.append(summary)
+
+    table = Table(title=f"closed loop on {args.csv.name}, lead time {args.lead_time_days} d")
+    for column in ("policy", "line fill rate", "avg units held", "requests", "stockout item-days"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            r["policy"],
+            f"{r['line_fill_rate']:.3f}",
+            f"{r['average_units_held']:,.0f}",
+            f"{r['requests']:,}",
+            f"{r['stockout_item_days']:,}",
+        )
+    console.print(table)
+    args.json.write_text(
+        json.dumps(
+            {"options": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2
+        )
+        + "\n"
+    )
+    console.print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Replenishment policies compared on an order history, in a closed loop, in event time.
+
+Pure: no I/O. The caller supplies the history's input events in time order (as the replay
+produces them) and the policy to try; the same rules the services run do the work (the ledger's
+``apply_event``, the replenisher's ``decide`` and forecasts). Lost sales: an order line that
+available stock cannot fully serve when it is placed is not taken (counted unfilled, and still
+counted as demand). A request is confirmed at once and received ``lead_time_days`` later.
+
+Set-up, the same for every policy: each item starts with ``opening_days`` of its demand (the
+mean over its first ``baseline_days``, known in advance as a buyer would estimate it), received
+one hour before its first order; the ``static`` and ``min_max`` baselines take their levels from
+that mean (reorder point: lead-time demand; order-up-to: lead time plus review period), and so
+does ``forecast`` until an item has two weeks of history to forecast from.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from services.ledger.domain.rules import apply_event
+from services.ledger.domain.state import LedgerState
+from services.replenisher.forecast import Forecast, forecast_many
+from services.replenisher.policy import Figures, Policy, decide, figures_for
+from shared.events.codec import INPUT_EVENTS
+
+Item = tuple[str, str]  # (sku, location)
+NAMESPACE = uuid.UUID("6b1f2e0a-7c55-4a8e-9d41-2b7f0c3e5a19")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    policy: str = "forecast"
+    lead_time_days: int = 7
+    review_days: int = 7
+    service_level: float = 0.95
+    baseline_days: int = 28
+    opening_days: int = 14
+
+
+@dataclass
+class SimResult:
+    policy: str
+    days: int = 0
+    items: int = 0
+    order_lines: int = 0
+    lines_filled: int = 0
+    units_demanded: int = 0
+    units_filled: int = 0
+    requests: int = 0
+    units_requested: int = 0
+    stockout_item_days: int = 0
+    held_unit_days: int = 0
+    daily: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fill_rate(self) -> float:
+        return self.lines_filled / self.order_lines if self.order_lines else 0.0
+
+    @property
+    def average_units_held(self) -> float:
+        return self.held_unit_days / self.days if self.days else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "daily"}
+        out["line_fill_rate"] = round(self.fill_rate, 4)
+        out["average_units_held"] = round(self.average_units_held, 1)
+        return out
+
+
+def _day(event: dict[str, Any]) -> date:
+    return date.fromisoformat(event["occurred_at"][:10])
+
+
+def _envelope(kind: str, identity: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid5(NAMESPACE, f"{kind}/{identity}")),
+        "type": kind,
+        "schema_version": 1,
+        "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+
+
+def baseline_demand(events: Iterable[dict[str, Any]], baseline_days: int) -> dict[Item, float]:
+    """Each item's mean daily demand over its first ``baseline_days`` (the set-up estimate)."""
+    first: dict[Item, date] = {}
+    units: dict[Item, int] = defaultdict(int)
+    for e in events:
+        if e["type"] != "order.placed":
+            continue
+        day = _day(e)
+        for line in e["data"]["lines"]:
+            item = (line["sku"], e["data"]["location"])
+            start = first.setdefault(item, day)
+            if (day - start).days < baseline_days:
+                units[item] += line["qty"]
+    return {item: units[item] / baseline_days for item in first}
+
+
+class ClosedLoop:
+    def __init__(self, config: SimConfig, baseline: dict[Item, float]) -> None:
+        self.config = config
+        self.baseline = baseline
+        self.state = LedgerState()
+        self.result = SimResult(config.policy)
+        self.demand: dict[Item, dict[date, int]] = defaultdict(dict)
+        self.first_day: dict[Item, date] = {}
+        self.opened: set[Item] = set()
+        self.unfilled: set[tuple[str, str]] = set()
+        self.arrivals: dict[date, list[tuple[Item, str, int]]] = defaultdict(list)
+        self.forecasts: dict[Item, Forecast] = {}
+        self.requests_made: dict[Item, int] = defaultdict(int)
+        self.policy = Policy(
+            lead_time_days=config.lead_time_days,
+            review_days=config.review_days,
+            service_level=config.service_level,
+        )
+
+    def apply(self, event: dict[str, Any]) -> None:
+        self.state_apply(event)
+
+    def state_apply(self, event: dict[str, Any]) -> None:
+        apply_event(self.state, INPUT_EVENTS.validate_python(event))
+
+    def available(self, item: Item) -> int:
+        b = self.state.balance(item)
+        return b.on_hand - b.committed - b.damaged - b.quality_control
+
+    def policy_for(self, item: Item) -> tuple[Policy, Figures | None]:
+        d = self.baseline.get(item, 0.0)
+        lead, review = self.config.lead_time_days, self.config.review_days
+        low, high = math.ceil(d * lead), max(math.ceil(d * (lead + review)), 1)
+        if self.config.policy == "static":
+            p = self.policy.model_copy(
+                update={"policy": "static", "reorder_level": low, "order_qty": max(high - low, 1)}
+            )
+        elif self.config.policy == "min_max" or item not in self.forecasts:
+            p = self.policy.model_copy(
+                update={"policy": "min_max", "min_qty": low, "max_qty": high}
+            )
+        else:
+            return self.policy, figures_for(self.policy, self.forecasts[item])
+        return p, figures_for(p, None)
+
+    def run(self, events: Iterable[dict[str, Any]]) -> SimResult:
+        day: date | None = None
+        for event in events:
+            today = _day(event)
+            if day is None:
+                day = today
+            while day < today:
+                self.close_day(day)
+                day += timedelta(days=1)
+            self.handle(event, today)
+        if day is not None:
+            self.close_day(day)
+        self.result.items = len(self.first_day)
+        return self.result
+
+    def handle(self, event: dict[str, Any], today: date) -> None:
+        kind, data = event["type"], event["data"]
+        if kind == "scan.received" and "reference" not in data:
+            return  # the history's own opening stock: the simulation sets its own
+        if kind == "order.placed":
+            self.place(event, today)
+            return
+        if kind == "scan.shipped" and (data["order_id"], data.get("line_id")) in self.unfilled:
+            return
+        self.state_apply(event)
+
+    def place(self, event: dict[str, Any], today: date) -> None:
+        data = event["data"]
+        taken = []
+        for line in data["lines"]:
+            item = (line["sku"], data["location"])
+            self.open_item(item, event)
+            self.demand[item][today] = self.demand[item].get(today, 0) + line["qty"]
+            self.result.order_lines += 1
+            self.result.units_demanded += line["qty"]
+            if self.available(item) >= line["qty"]:
+                self.result.lines_filled += 1
+                self.result.units_filled += line["qty"]
+                taken.append(line)
+                # commit now, so the order's next lines see what this one took
+                self.state.balance(item).committed += line["qty"]
+            else:
+                self.unfilled.add((data["order_id"], line["line_id"]))
+        for line in taken:
+            self.state.balance((line["sku"], data["location"])).committed -= line["qty"]
+        if taken:
+            self.state_apply({**event, "data": {**data, "lines": taken}})
+
+    def open_item(self, item: Item, event: dict[str, Any]) -> None:
+        if item in self.opened:
+            return
+        self.opened.add(item)
+        self.first_day[item] = _day(event)
+        opening = math.ceil(self.baseline.get(item, 0.0) * self.config.opening_days)
+        if opening > 0:
+            at = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+            self.state_apply(
+                _envelope(
+                    "scan.received",
+                    f"open/{item}",
+                    at - timedelta(hours=1),
+                    {"sku": item[0], "location": item[1], "qty": opening},
+                )
+            )
+
+    def close_day(self, day: date) -> None:
+        at = datetime.combine(day, datetime.min.time()).replace(tzinfo=_utc())
+        for item, request_id, qty in self.arrivals.pop(day, []):
+            self.state_apply(
+                _envelope(
+                    "scan.received",
+                    request_id,
+                    at + timedelta(hours=6),
+                    {"sku": item[0], "location": item[1], "qty": qty, "reference": request_id},
+                )
+            )
+        if self.config.policy == "forecast" and (day.toordinal() % self.config.review_days == 0):
+            self.refresh_forecasts(day)
+        for item in self.first_day:
+            policy, figures = self.policy_for(item)
+            if figures is None:
+                continue
+            b = self.state.balance(item)
+            position = self.available(item) + b.incoming
+            decision = decide(policy, figures, position)
+            if decision is not None:
+                self.request(item, decision.qty, day, at)
+        self.tally(day)
+
+    def request(self, item: Item, qty: int, day: date, at: datetime) -> None:
+        self.requests_made[item] += 1
+        request_id = f"SIM-{item[1]}|{item[0]}|{self.requests_made[item]}"
+        self.state_apply(
+            _envelope(
+                "replenishment.confirmed",
+                request_id,
+                at + timedelta(hours=23),
+                {"request_id": request_id, "sku": item[0], "location": item[1], "qty": qty},
+            )
+        )
+        self.arrivals[day + timedelta(days=self.config.lead_time_days)].append(
+            (item, request_id, qty)
+        )
+        self.result.requests += 1
+        self.result.units_requested += qty
+
+    def refresh_forecasts(self, day: date) -> None:
+        items = sorted(self.demand)
+        histories = []
+        for item in items:
+            start = self.first_day[item]
+            series = self.demand[item]
+            histories.append(
+                [
+                    float(series.get(start + timedelta(days=i), 0))
+                    for i in range((day - start).days + 1)
+                ]
+            )
+        for item, result in zip(items, forecast_many(histories), strict=True):
+            if result is not None:
+                self.forecasts[item] = result
+
+    def tally(self, day: date) -> None:
+        held = out = 0
+        for item in self.first_day:
+            b = self.state.balance(item)
+            held += max(0, b.on_hand)
+            out += self.available(item) <= 0
+        self.result.days += 1
+        self.result.held_unit_days += held
+        self.result.stockout_item_days += out
+        self.result.daily.append(
+            {
+                "day": day.isoformat(),
+                "units_held": held,
+                "stockouts": out,
+                "lines": self.result.order_lines,
+                "filled": self.result.lines_filled,
+            }
+        )
+
+
+def _utc() -> Any:
+    from datetime import UTC
+
+    return UTC
+
+
+def simulate(events: list[dict[str, Any]], config: SimConfig) -> SimResult:
+    """Run one policy over the events (a list: it is read twice, for the set-up and the run)."""
+    return ClosedLoop(config, baseline_demand(events, config.baseline_days)).run(events)
+
+
+def in_range(
+    events: Iterable[dict[str, Any]], start: date | None, end: date | None
+) -> Iterator[dict[str, Any]]:
+    for e in events:
+        day = _day(e)
+        if (start is None or day >= start) and (end is None or day <= end):
+            yield e

@@ -1,0 +1,377 @@
+"""``python -m simulation.demo``: the order history replayed through the running suite, live.
+
+Orders, shipments, cancellations and staff write-offs from the history are published to the
+input topics at an accelerated pace (``--speed`` days of history per second), after an opening
+stock (two weeks of each item's early demand). Simulated warehouses answer the replenisher:
+each request is confirmed at once (a transfer leaves its source at once) and received when it is
+due in history time. A live view shows the pace, the lag and the stock's health; Ctrl-C stops
+cleanly; at the end a summary is printed and a plot of units held and fill rate is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import heapq
+import itertools
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from bench.retail import DATA, retail_events
+from services.replenisher.app import default_policy
+from services.replenisher.forecasting import refresh_forecasts
+from shared.settings import Settings
+from shared.topics import ORDERS, REPLENISHMENT_REQUESTS, REPLENISHMENT_UPDATES, SCANS
+
+from .closed_loop import baseline_demand
+
+NAMESPACE = uuid.UUID("2f7c1d9e-5b3a-4e61-8c0f-9a4d2e6b1c73")
+TOPIC_OF = {"scan": SCANS, "order": ORDERS, "replenishment": REPLENISHMENT_UPDATES}
+
+
+def _at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _event(kind: str, identity: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid5(NAMESPACE, f"{kind}/{identity}")),
+        "type": kind,
+        "schema_version": 1,
+        "occurred_at": _rfc3339(at),
+        "source": "demo",
+        "data": data,
+    }
+
+
+def _key(event: dict[str, Any]) -> bytes:
+    d = event["data"]
+    if "order_id" in d and event["type"].startswith("order."):
+        return str(d["order_id"]).encode()
+    if "request_id" in d:
+        return str(d["request_id"]).encode()
+    return f"{d.get('location') or d.get('to_location')}|{d['sku']}".encode()
+
+
+def history(csv: Path, rows: int | None, opening_days: int) -> list[dict[str, Any]]:
+    """The history's events with the demo's own opening stock instead of the replay's."""
+    events = [orjson.loads(v) for _, _, v in retail_events(csv, rows=rows)]
+    events = [
+        e for e in events if not (e["type"] == "scan.received" and "reference" not in e["data"])
+    ]
+    opening: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    daily = baseline_demand(events, 28)
+    for e in events:
+        if e["type"] != "order.placed":
+            continue
+        for line in e["data"]["lines"]:
+            item = (line["sku"], e["data"]["location"])
+            if item in seen:
+                continue
+            seen.add(item)
+            qty = max(1, round(daily.get(item, 0) * opening_days))
+            opening.append(
+                _event(
+                    "scan.received",
+                    f"opening/{item}",
+                    _at(e) - timedelta(hours=1),
+                    {"sku": item[0], "location": item[1], "qty": qty},
+                )
+            )
+    merged = sorted(events + opening, key=lambda e: e["occurred_at"])
+    return merged
+
+
+@dataclass
+class Progress:
+    published: int = 0
+    requests: int = 0
+    received: int = 0
+    transfers: int = 0
+    clock: datetime | None = None
+    started: float = field(default_factory=time.perf_counter)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    latest: list[dict[str, Any]] = field(default_factory=list)
+    health: dict[str, float] = field(default_factory=dict)
+
+
+class Demo:
+    def __init__(self, settings: Settings, events: list[dict[str, Any]], speed: float) -> None:
+        self.settings = settings
+        self.events = events
+        self.speed = speed
+        self.p = Progress()
+        self.stopping = asyncio.Event()
+        self.due: list[tuple[datetime, int, dict[str, Any]]] = []  # warehouse receipts
+        self.seq = itertools.count()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            enable_idempotence=True,
+            linger_ms=10,
+        )
+
+    def topic(self, event: dict[str, Any]) -> str:
+        return self.settings.topic_prefix + TOPIC_OF[event["type"].split(".")[0]]
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.producer.send(self.topic(event), orjson.dumps(event), key=_key(event))
+        self.p.published += 1
+
+    async def publish(self) -> None:
+        """The history at its pace, with the warehouses' receipts merged in as they fall due."""
+        start = _at(self.events[0])
+        wall = time.perf_counter()
+        for event in self.events:
+            at = _at(event)
+            while not self.stopping.is_set():
+                clock = start + timedelta(days=(time.perf_counter() - wall) * self.speed)
+                self.p.clock = clock
+                await self.release_due(min(clock, at))
+                if clock >= at:
+                    break
+                await asyncio.sleep(min(0.05, (at - clock).total_seconds() / 86400 / self.speed))
+            if self.stopping.is_set():
+                return
+            await self.send(event)
+        await self.release_due(datetime.max.replace(tzinfo=UTC))
+        await self.producer.flush()
+
+    async def release_due(self, until: datetime) -> None:
+        while self.due and self.due[0][0] <= until:
+            _, _, event = heapq.heappop(self.due)
+            await self.send(event)
+            self.p.received += 1
+
+    async def warehouses(self) -> None:
+        """Confirm every request at once and deliver it when it is due (in history time)."""
+        consumer = AIOKafkaConsumer(
+            self.settings.topic_prefix + REPLENISHMENT_REQUESTS,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=f"demo-warehouses-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="latest",
+        )
+        await consumer.start()
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        await self.answer(orjson.loads(record.value))
+        finally:
+            await consumer.stop()
+
+    async def answer(self, request: dict[str, Any]) -> None:
+        d = request["data"]
+        at = _at(request)
+        needed_by = datetime.fromisoformat(d["needed_by"].replace("Z", "+00:00"))
+        rid, item = d["request_id"], {"sku": d["sku"], "location": d["location"]}
+        self.p.requests += 1
+        if d["kind"] == "transfer":
+            self.p.transfers += 1
+            await self.send(
+                _event(
+                    "scan.transferred",
+                    rid,
+                    at,
+                    {
+                        "sku": d["sku"],
+                        "from_location": d["from_location"],
+                        "to_location": d["location"],
+                        "qty": d["qty"],
+                        "transfer_id": rid,
+                    },
+                )
+            )
+        else:
+            await self.send(
+                _event(
+                    "replenishment.confirmed", rid, at, {"request_id": rid, **item, "qty": d["qty"]}
+                )
+            )
+        receipt = _event(
+            "scan.received",
+            f"receipt/{rid}",
+            needed_by,
+            {**item, "qty": d["qty"], "reference": rid},
+        )
+        heapq.heappush(self.due, (needed_by, next(self.seq), receipt))
+        self.p.latest = (
+            [
+                {"at": d["needed_by"][:10], **item, "qty": d["qty"], "kind": d["kind"]},
+                *self.p.latest,
+            ]
+        )[:5]
+
+    async def watch(self, pool: asyncpg.Pool) -> None:
+        """Samples stock health every second; refreshes forecasts every 7 days of history."""
+        last_forecast: datetime | None = None
+        while not self.stopping.is_set():
+            row = await pool.fetchrow(
+                "SELECT coalesce(sum(greatest(on_hand, 0)), 0) AS held,"
+                " count(*) FILTER (WHERE available < 0) AS oversold,"
+                " count(*) FILTER (WHERE available <= 0) AS stockouts, count(*) AS items,"
+                " (SELECT count(*) FROM processed_events) AS ledger"
+                " FROM stock_levels"
+            )
+            open_requests = await pool.fetchval(
+                "SELECT count(*) FROM replenishment_requests WHERE status IN ('open', 'confirmed')"
+            )
+            assert row is not None
+            self.p.health = {**dict(row), "open_requests": open_requests}
+            if self.p.clock is not None:
+                self.p.samples.append(
+                    {"clock": self.p.clock, "held": row["held"], "oversold": row["oversold"]}
+                )
+                if last_forecast is None or self.p.clock - last_forecast >= timedelta(days=7):
+                    last_forecast = self.p.clock
+                    await refresh_forecasts(pool, default_policy(self.settings))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    def view(self) -> Group:
+        p, h = self.p, self.p.health
+        elapsed = max(time.perf_counter() - p.started, 1e-6)
+        table = Table(title="stockledger demo: Online Retail history, live", show_header=False)
+        table.add_row("history time", p.clock.strftime("%Y-%m-%d %H:%M") if p.clock else "-")
+        table.add_row("events published", f"{p.published:,} ({p.published / elapsed:,.0f}/s)")
+        table.add_row("ledger lag", f"{max(0, p.published - int(h.get('ledger', 0))):,} events")
+        table.add_row("items", f"{int(h.get('items', 0)):,}")
+        table.add_row("stockouts (available ≤ 0)", f"{int(h.get('stockouts', 0)):,}")
+        table.add_row("oversold (available < 0)", f"{int(h.get('oversold', 0)):,}")
+        table.add_row("units on hand", f"{int(h.get('held', 0)):,}")
+        table.add_row(
+            "requests: raised / received / open",
+            f"{p.requests:,} / {p.received:,} / {int(h.get('open_requests', 0)):,}",
+        )
+        latest = Table(title="latest requests", show_lines=False)
+        for column in ("needed by", "sku", "location", "qty", "kind"):
+            latest.add_column(column)
+        for r in p.latest:
+            latest.add_row(r["at"], r["sku"], r["location"], str(r["qty"]), r["kind"])
+        return Group(
+            table,
+            latest,
+            f"API http://127.0.0.1:{self.settings.http_port}/v1/stock?sku="
+            f"...  metrics http://127.0.0.1:8081/metrics  Ctrl-C stops",
+        )
+
+
+async def fill_rate_by_day(pool: asyncpg.Pool) -> list[tuple[str, float, int]]:
+    """Per day: the share of order lines that available stock covered when they were placed."""
+    rows = await pool.fetch(
+        "SELECT day, avg((before >= committed)::int) AS filled, count(*) AS lines FROM ("
+        " SELECT occurred_at::date AS day, kind, committed, coalesce(sum(on_hand - committed"
+        "   - damaged - quality_control) OVER (PARTITION BY sku, location"
+        "   ORDER BY occurred_at, position ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
+        "   AS before"
+        " FROM ledger_entries) e WHERE kind = 'commitment' AND committed > 0"
+        " GROUP BY day ORDER BY day"
+    )
+    return [(str(r["day"]), float(r["filled"]), int(r["lines"])) for r in rows]
+
+
+def plot(samples: list[dict[str, Any]], fill: list[tuple[str, float, int]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (held, rate) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    held.plot([s["clock"] for s in samples], [s["held"] for s in samples], color="tab:blue")
+    held.set_ylabel("units on hand")
+    held.set_title("stockledger demo: Online Retail history")
+    days = [datetime.fromisoformat(d).replace(tzinfo=UTC) for d, _, _ in fill]
+    rate.plot(days, [f for _, f, _ in fill], color="tab:green")
+    rate.set_ylabel("line fill rate (daily)")
+    rate.set_ylim(0, 1.05)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = Settings()
+    console = Console()
+    with console.status("reading the order history"):
+        events = history(args.csv, args.rows, args.opening_days)
+    console.print(
+        f"{len(events):,} events from {events[0]['occurred_at'][:10]} to "
+        f"{events[-1]['occurred_at'][:10]}, {args.speed:g} days of history per second"
+    )
+    demo = Demo(settings, events, args.speed)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, demo.stopping.set)
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=3
+    )
+    await demo.producer.start()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(demo.warehouses())
+            tasks.create_task(demo.watch(pool))
+            publisher = tasks.create_task(demo.publish())
+            with Live(demo.view(), console=console, refresh_per_second=4) as live:
+                while not publisher.done():
+                    live.update(demo.view())
+                    await asyncio.sleep(0.25)
+                # let the suite catch up with what was published (at most two minutes)
+                for _ in range(480):
+                    lag = demo.p.published - int(demo.p.health.get("ledger", 0))
+                    if lag <= 0 or demo.stopping.is_set():
+                        break
+                    live.update(demo.view())
+                    await asyncio.sleep(0.25)
+                await asyncio.sleep(1)
+                live.update(demo.view())
+            demo.stopping.set()
+        fill = await fill_rate_by_day(pool)
+    finally:
+        await demo.producer.stop()
+        await pool.close()
+    lines = sum(n for _, _, n in fill)
+    filled = sum(f * n for _, f, n in fill)
+    summary = Table(title="summary")
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    summary.add_row("events published", f"{demo.p.published:,}")
+    summary.add_row("order lines", f"{lines:,}")
+    summary.add_row("line fill rate", f"{filled / lines:.3f}" if lines else "-")
+    summary.add_row("requests raised (transfers)", f"{demo.p.requests:,} ({demo.p.transfers:,})")
+    summary.add_row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}")
+    console.print(summary)
+    if demo.p.samples and fill:
+        plot(demo.p.samples, fill, args.plot)
+        console.print(f"plot: {args.plot}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m simulation.demo", description=__doc__)
+    parser.add_argument("--speed", type=float, default=2.0, help="days of history per second")
+    parser.add_argument("--csv", type=Path, default=DATA, help="order history (Online Retail CSV)")
+    parser.add_argument("--rows", type=int, help="replay only the first ROWS rows")
+    parser.add_argument("--opening-days", type=int, default=14, help="opening stock, in days")
+    parser.add_argument("--plot", type=Path, default=Path("demo.png"), help="plot file")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
