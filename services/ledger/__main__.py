@@ -5,5 +5,6 @@ from shared.settings import Settings
 
 from .app import create_service
 
-settings = Settings()
-run_service(create_service(settings), settings)
+if __name__ == "__main__":
+    settings = Settings()
+    run_service(create_service(settings), settings)

@@ -15,7 +15,7 @@ from .app import create_service
 from .rebuild import rebuild
 
 
-def _rebuild(settings: Settings) -> None:
+def rebuild_with_progress(settings: Settings) -> None:
     with Progress(
         "rebuilding the read model", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as bar:
@@ -37,9 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     if args.command == "rebuild":
-        _rebuild(settings)
+        rebuild_with_progress(settings)
     else:
         run_service(create_service(settings), settings)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from .app import create_service, default_policy
 from .forecasting import refresh_forecasts
 
 
-async def _forecast(settings: Settings) -> None:
+async def forecast_now(settings: Settings) -> None:
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1)
     try:
         with Progress("forecasting", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
@@ -40,9 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     if args.command == "forecast":
-        asyncio.run(_forecast(settings))
+        asyncio.run(forecast_now(settings))
     else:
         run_service(create_service(settings), settings)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The operator's command line and the simulation, run as a person runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from services.ledger.app import create_service as create_ledger
+from services.projector.app import create_service as create_projector
+from shared.settings import Settings
+
+from .. import events as ev
+from ..kafka_io import eventually
+from ..services import running, with_port
+from .test_projector import caught_up
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+        "STOCKLEDGER_API": f"http://127.0.0.1:{settings.http_port}",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_events_published_from_a_file_show_up_in_stock_and_history(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_port(settings)
+    events = [
+        ev.received("BANK CHARGES", "UK", 12),
+        ev.placed("O-1", "UK", [("1", "BANK CHARGES", 5)]),
+    ]
+    lines = [orjson.dumps(e) for e in events] + [b'{"not": "an event"}']
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    async with running(create_ledger(settings)), running(create_projector(settings)):
+        published = await asyncio.to_thread(
+            cli, settings, "publish", str(tmp_path / "events.jsonl")
+        )
+        assert published.returncode == 0, published.stderr
+        assert "published 2 events, 1 refused" in published.stdout
+        await eventually(lambda: caught_up(settings))
+        stock = await asyncio.to_thread(cli, settings, "stock", "BANK CHARGES")
+        history = await asyncio.to_thread(cli, settings, "history", "BANK CHARGES", "UK")
+        unknown = await asyncio.to_thread(cli, settings, "stock", "NOPE")
+    assert stock.returncode == 0, stock.stderr
+    assert "12" in stock.stdout
+    assert "7" in stock.stdout
+    assert "receipt" in history.stdout
+    assert "commitment" in history.stdout
+    assert unknown.returncode == 1
+    assert "404 unknown_sku" in unknown.stdout
+
+
+def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "sim.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "simulation", "--rows", "3000", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = {r["policy"]: r for r in orjson.loads(out.read_bytes())["results"]}
+    assert set(results) == {"static", "min_max", "forecast"}
+    for r in results.values():
+        assert 0 < r["line_fill_rate"] <= 1
+        assert r["order_lines"] > 1000
