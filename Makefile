@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SCRIPTS := deploy/scripts
 STATE_DIR ?= .local
 
-.PHONY: help setup up down clean status lint format docs typecheck test test-unit demo simulate bench check-monitoring
+.PHONY: help setup up down clean status lint format docs typecheck test test-faults test-unit demo simulate bench check-monitoring
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ check-monitoring: ## promtool: both Prometheus configs, the rules and their unit
 	promtool check config deploy/prometheus/prometheus.compose.yml
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
+
+test-faults: setup ## the fault suite at full size: kill -9, broker and database restarts during a replay
+	FAULT_EVENTS=$${FAULT_EVENTS:-100000} $(BIN)/pytest tests/faults -s $(PYTEST_ARGS)
 
 test-unit: ## the tests that need no server
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -111,9 +111,6 @@ async def dead_letter(
     return len(futures)
 
 
-__all__ = ["KafkaError", "Record"]
-
-
 async def consume_batches(
     consumer: AIOKafkaConsumer,
     stopping: asyncio.Event,
@@ -123,10 +120,27 @@ async def consume_batches(
 ) -> None:
     """Fetch batches until stopping, or until ``handle`` returns False (stopped mid-batch)."""
     while not stopping.is_set():
-        batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        batch = await fetch(consumer, stopping, timeout_ms, max_records)
         records = [r for partition in batch.values() for r in partition]
         if records and not await handle(records):
             return
+
+
+async def fetch(
+    consumer: AIOKafkaConsumer, stopping: asyncio.Event, timeout_ms: int, max_records: int
+) -> dict[TopicPartition, list[Record]]:
+    """One fetch; while the broker is away, waits and tries again instead of failing."""
+    while True:
+        try:
+            batch: dict[TopicPartition, list[Record]] = await consumer.getmany(
+                timeout_ms=timeout_ms, max_records=max_records
+            )
+            return batch
+        except KafkaError as exc:
+            log.warning("fetch failed; retrying", extra={"error": str(exc)})
+            if stopping.is_set():
+                return {}
+            await asyncio.sleep(1.0)
 
 
 def json_values(records: Iterable[Record]) -> list[Any]:

@@ -38,8 +38,8 @@ class OutboxPublisher:
         while not stopping.is_set():
             try:
                 await self._serve(stopping)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("%s lost its database connection; reconnecting", self.channel)
+            except Exception:  # the database or the broker went away: start over, skip nothing
+                log.exception("%s publisher failed; starting over", self.channel)
                 self.leader = False
                 await sleep_unless(stopping, 1.0)
 

@@ -16,7 +16,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events.codec import Rejection, decode
-from shared.kafka import Assignment, Record, commit, dead_letter, next_offsets
+from shared.kafka import Assignment, Record, commit, dead_letter, fetch, next_offsets
 from shared.runner import retry
 
 from ..metrics import LedgerMetrics
@@ -47,10 +47,12 @@ class LedgerConsumer:
         self.prefix = prefix
         self.batch_max_records = batch_max_records
         self.batch_timeout_ms = batch_timeout_ms
+        self._stopping = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
         # The next batch is fetched and decoded while the current one is being appended, so the
         # CPU work of decoding overlaps with PostgreSQL's work on the previous transaction.
+        self._stopping = stopping
         upcoming = asyncio.create_task(self._fetch())
         try:
             while not stopping.is_set():
@@ -64,8 +66,8 @@ class LedgerConsumer:
                 await upcoming
 
     async def _fetch(self) -> tuple[list[Record], list[Accepted], list[Rejected]]:
-        batch = await self.consumer.getmany(
-            timeout_ms=self.batch_timeout_ms, max_records=self.batch_max_records
+        batch = await fetch(
+            self.consumer, self._stopping, self.batch_timeout_ms, self.batch_max_records
         )
         records = [r for partition in batch.values() for r in partition]
         accepted, rejected = self.decode(records)

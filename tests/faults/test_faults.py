@@ -1,0 +1,186 @@
+"""Faults during a replay: services killed with kill -9, the broker and the database restarted.
+
+Afterwards the ledger holds every input event exactly once (its stock equals the reference's),
+the read model equals a fold of the ledger, and every replenishment request was raised once and
+published. ``make test-faults`` runs it at full size (FAULT_EVENTS, 100,000 by default); the
+regular suite runs a short one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from shared.levels import fold
+from shared.settings import Settings
+from shared.topics import REPLENISHMENT_REQUESTS
+
+from ..conftest import ROOT
+from ..integration.test_ledger_service import _balances, processed_count
+from ..integration.test_projector import ledger_entries, publish, read_model
+from ..kafka_io import eventually, read_topic
+from ..reference import deliveries, random_history, reference_balances
+from ..services import free_port
+
+pytestmark = pytest.mark.integration
+EVENTS = int(os.environ.get("FAULT_EVENTS", "12000"))
+SERVICES = ("ledger", "projector", "replenisher")
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings, log: Path) -> None:
+        self.name, self.log = name, log
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": settings.database_url.get_secret_value(),
+            "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+            "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+            "STOCKLEDGER_BATCH_MAX_RECORDS": "500",
+            "STOCKLEDGER_HTTP_PORT": str(free_port()),
+            "STOCKLEDGER_FORECAST_INTERVAL_S": "2",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+def restart(script: str) -> None:
+    subprocess.run([ROOT / "deploy/scripts" / script, "stop"], check=True, capture_output=True)
+    subprocess.run([ROOT / "deploy/scripts" / script, "start"], check=True, capture_output=True)
+
+
+async def test_faults_during_a_replay_lose_and_duplicate_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("DATABASE_URL"))
+    rng = random.Random(2011)
+    history = random_history(rng, EVENTS)
+    delivered = deliveries(rng, history)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1)
+    try:
+        await pool.executemany(  # a min-max policy for every item, so requests are raised
+            "INSERT INTO replenishment_policies (sku, location, policy) VALUES ($1, $2, $3)",
+            [
+                (
+                    f"SKU-{n}",
+                    loc,
+                    orjson.dumps({"policy": "min_max", "min_qty": 40, "max_qty": 120}).decode(),
+                )
+                for n in range(3)
+                for loc in ("UK", "EU")
+            ],
+        )
+    finally:
+        await pool.close()
+    services = {name: Service(name, settings, tmp_path / f"{name}.log") for name in SERVICES}
+    for s in services.values():
+        s.start()
+    faults: Counter[str] = Counter()
+    kinds = [*(f"kill -9 {name}" for name in SERVICES), "restart kafka", "restart postgresql"]
+    chunks = 12
+    try:
+        for n in range(chunks):
+            part = delivered[n * len(delivered) // chunks : (n + 1) * len(delivered) // chunks]
+            await publish(settings, part)
+            await asyncio.sleep(rng.uniform(0.2, 1.0))
+            kind = kinds[n % len(kinds)] if n < len(kinds) * 2 else rng.choice(kinds)
+            if kind.startswith("kill") or not local:
+                name = kind.split()[-1] if kind.startswith("kill") else rng.choice(SERVICES)
+                services[name].kill()
+                services[name].start()
+                faults[f"kill -9 {name}"] += 1
+            else:
+                await asyncio.to_thread(
+                    restart, "kafka.sh" if kind == "restart kafka" else "postgres.sh"
+                )
+                faults[kind] += 1
+            for s in services.values():
+                assert s.alive(), f"{s.name} died; see {s.log}"
+        await eventually(lambda: _ledger_has(settings, len(history)), seconds=240)
+        await eventually(lambda: _model_is_fold(settings), seconds=240)
+        await asyncio.sleep(3)  # requests still to decide and publish
+        await eventually(lambda: _requests_published(settings), seconds=120)
+    finally:
+        for s in services.values():
+            s.stop()
+    print(f"faults injected: {dict(faults)}")
+    assert sum(faults.values()) == chunks
+    assert await processed_count(settings) == len(history)
+    assert await _balances(settings) == reference_balances(history)
+    assert await read_model(settings) == fold(await ledger_entries(settings))
+    await _requests_once(settings)
+
+
+async def _ledger_has(settings: Settings, n: int) -> bool:
+    try:
+        return await processed_count(settings) >= n
+    except (OSError, asyncpg.PostgresError):
+        return False
+
+
+async def _model_is_fold(settings: Settings) -> bool:
+    try:
+        return await read_model(settings) == fold(await ledger_entries(settings))
+    except (OSError, asyncpg.PostgresError):
+        return False
+
+
+async def _requests(settings: Settings) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        return await conn.fetch(
+            "SELECT r.request_id, r.sku, r.location, r.published_at, i.requests_made"
+            " FROM replenishment_requests r JOIN replenisher_items i USING (sku, location)"
+        )
+    finally:
+        await conn.close()
+
+
+async def _requests_published(settings: Settings) -> bool:
+    return all(r["published_at"] is not None for r in await _requests(settings))
+
+
+async def _requests_once(settings: Settings) -> None:
+    rows = await _requests(settings)
+    assert rows, "no request was raised: the test raised nothing to check"
+    per_item = Counter((r["sku"], r["location"]) for r in rows)
+    for r in rows:  # each item's requests are numbered 1..n: none lost, none raised twice
+        assert per_item[(r["sku"], r["location"])] == r["requests_made"]
+    published = await read_topic(
+        settings.kafka_bootstrap_servers, settings.topic_prefix + REPLENISHMENT_REQUESTS, len(rows)
+    )
+    ids = Counter(orjson.loads(m.value)["data"]["request_id"] for m in published)
+    assert set(ids) == {r["request_id"] for r in rows}
