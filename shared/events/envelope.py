@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_QTY = 1_000_000_000  # far above any real movement, far below bigint overflow in sums
@@ -21,6 +21,14 @@ def _rfc3339(value: Any) -> Any:
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise ValueError("must be an RFC 3339 time with an offset, e.g. 2011-07-01T08:26:00Z")
     return value
+
+
+def _within_range(value: datetime) -> datetime:
+    """Business times: years 1900 to 2999, so that every accepted time converts to UTC and fits
+    PostgreSQL's timestamptz (a year-1 time with an offset overflows Python's datetime)."""
+    if not 1900 <= value.year <= 2999:
+        raise ValueError("must be between the years 1900 and 2999")
+    return value.astimezone(UTC)
 
 
 # Printable characters with no blank at either end; spaces are allowed inside. Checked by
@@ -38,7 +46,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_CODE_PA
 
 Qty = Annotated[int, Field(strict=True, gt=0, le=MAX_QTY, description="Units, > 0.")]
 SignedQty = Annotated[int, Field(strict=True, ge=-MAX_QTY, le=MAX_QTY)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_within_range)]
 """An RFC 3339 time with an offset; naive times and numbers are refused."""
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,27 +44,39 @@ class LedgerEntryMessage(BaseModel):
     )
 
 
-def entry_message(row: dict[str, Any]) -> dict[str, Any]:
-    """The wire form of a ledger row (as read from ``ledger_entries``)."""
+def entry_message(row: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
+    """The wire form of a ledger row (as read from ``ledger_entries``); serialize it with
+    :func:`dumps` (times in UTC with ``Z``, ids as strings, ``detail`` as stored)."""
     message: dict[str, Any] = {
         "position": row["position"],
-        "entry_id": str(row["entry_id"]),
+        "entry_id": row["entry_id"],
         "sku": row["sku"],
         "location": row["location"],
         "kind": row["kind"],
-        "deltas": {s: row[s] for s in STATES},
-        "occurred_at": _rfc3339(row["occurred_at"]),
-        "recorded_at": _rfc3339(row["recorded_at"]),
-        "source_event_id": str(row["source_event_id"]),
+        "deltas": {
+            "on_hand": row["on_hand"],
+            "committed": row["committed"],
+            "damaged": row["damaged"],
+            "quality_control": row["quality_control"],
+            "incoming": row["incoming"],
+        },
+        "occurred_at": row["occurred_at"],
+        "recorded_at": row["recorded_at"],
+        "source_event_id": row["source_event_id"],
         "source_type": row["source_type"],
     }
-    if row.get("reference") is not None:
+    if row["reference"] is not None:
         message["reference"] = row["reference"]
-    detail = row.get("detail")
+    detail = row["detail"]
     if detail is not None:
-        message["detail"] = orjson.loads(detail) if isinstance(detail, str) else detail
+        message["detail"] = orjson.Fragment(detail) if isinstance(detail, str) else detail
     return message
 
 
-def _rfc3339(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+def dumps(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message, default=str, option=orjson.OPT_UTC_Z)  # asyncpg has its own UUID
+
+
+def as_json(message: dict[str, Any]) -> Any:
+    """The message as plain JSON values (for an API answer)."""
+    return orjson.loads(dumps(message))

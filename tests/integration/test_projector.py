@@ -16,7 +16,7 @@ import pytest
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
 from services.projector.rebuild import rebuild
-from shared.events.ledger import entry_message
+from shared.events.ledger import as_json, entry_message
 from shared.levels import STATES, fold
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
@@ -47,7 +47,7 @@ async def ledger_entries(settings: Settings) -> list[dict[str, Any]]:
         rows = await conn.fetch("SELECT * FROM ledger_entries ORDER BY position")
     finally:
         await conn.close()
-    return [entry_message(dict(r)) for r in rows]
+    return [as_json(entry_message(r)) for r in rows]
 
 
 async def read_model(settings: Settings) -> dict[tuple[str, str], dict[str, int]]:

@@ -9,13 +9,11 @@ batch (consumers deduplicate by position).
 
 from __future__ import annotations
 
-import asyncio
-
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from shared.db import Connection
-from shared.events.ledger import entry_message
+from shared.events.ledger import dumps, entry_message
+from shared.kafka import send_keyed
 from shared.outbox import OutboxPublisher
 
 from ..metrics import LedgerMetrics
@@ -58,15 +56,11 @@ class Relay(OutboxPublisher):
     async def publish_once(self, conn: Connection) -> int:
         rows = await conn.fetch(_FETCH, self.position, self.batch_size)
         if rows:
-            futures = [
-                await self.producer.send(
-                    self.topic,
-                    orjson.dumps(entry_message(dict(row))),
-                    key=f"{row['location']}|{row['sku']}".encode(),
-                )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
+            await send_keyed(
+                self.producer,
+                self.topic,
+                [(f"{r['location']}|{r['sku']}".encode(), dumps(entry_message(r))) for r in rows],
+            )
             self.position = rows[-1]["position"]
             await conn.execute(
                 "INSERT INTO relay_positions (relay, position) VALUES ($1, $2)"

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared import params
-from shared.events.ledger import entry_message
+from shared.events.ledger import dumps, entry_message
 from shared.http import answers_errors, error
 from shared.levels import STATES
 from shared.params import BadParameterError
@@ -59,11 +59,10 @@ def stock_routes(model: ReadModel) -> list[Route]:
         limit = params.integer(q, "limit", 100, 1, params.MAX_LIMIT)
         after = params.integer(q, "after", 0, 0, 2**63 - 1)
         rows = await model.history(sku, location, after, limit)
-        entries = [entry_message(dict(r)) for r in rows]
+        entries = [entry_message(r) for r in rows]
         next_after = entries[-1]["position"] if len(entries) == limit else None
-        return JSONResponse(
-            {"sku": sku, "location": location, "entries": entries, "next_after": next_after}
-        )
+        page = {"sku": sku, "location": location, "entries": entries, "next_after": next_after}
+        return Response(dumps(page), media_type="application/json")
 
     @answers_errors
     async def location_stock(request: Request) -> Response:
