@@ -48,6 +48,12 @@ class Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned.set()
 
 
+async def readiness(pool: Any, assignment: Assignment) -> dict[str, bool]:
+    """A service's readiness: PostgreSQL answers, and the consumer owns partitions."""
+    database = pool is not None and await pool.fetchval("SELECT true") is True
+    return {"postgresql": database, "kafka_assigned": assignment.assigned.is_set()}
+
+
 def batch_consumer(
     settings: Settings, topics: Sequence[str], group: str, listener: Assignment
 ) -> AIOKafkaConsumer:

@@ -8,7 +8,7 @@ import logging
 import asyncpg
 
 from shared.http import health_app, serve_http
-from shared.kafka import Assignment, batch_consumer, producer
+from shared.kafka import Assignment, batch_consumer, producer, readiness
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER
 
@@ -30,14 +30,7 @@ class LedgerService:
         self.relay: Relay | None = None
 
     async def ready(self) -> dict[str, bool]:
-        database = False
-        if self.pool is not None:
-            database = await self.pool.fetchval("SELECT true") is True
-        return {
-            "postgresql": database,
-            "kafka_assigned": self.assignment.assigned.is_set(),
-            "relay": self.relay is not None,
-        }
+        return {**await readiness(self.pool, self.assignment), "relay": self.relay is not None}
 
     async def run(self) -> None:
         s = self.settings

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from services.replenisher.api import replenishment_routes
 from services.replenisher.app import default_policy
 from shared.http import error, health_routes, serve_http
-from shared.kafka import Assignment, batch_consumer, producer
+from shared.kafka import Assignment, batch_consumer, producer, readiness
 from shared.runner import sleep_unless
 from shared.settings import Settings
 from shared.topics import LEDGER, LEVELS
@@ -69,10 +69,7 @@ class ProjectorService:
         self.pool: asyncpg.Pool | None = None
 
     async def ready(self) -> dict[str, bool]:
-        database = False
-        if self.pool is not None:
-            database = await self.pool.fetchval("SELECT true") is True
-        return {"postgresql": database, "kafka_assigned": self.assignment.assigned.is_set()}
+        return await readiness(self.pool, self.assignment)
 
     async def run(self) -> None:
         s = self.settings

@@ -18,6 +18,7 @@ from shared.kafka import (
     json_values,
     next_offsets,
     producer,
+    readiness,
 )
 from shared.runner import retry, sleep_unless
 from shared.settings import Settings
@@ -50,10 +51,7 @@ class ReplenisherService:
         self.policy = default_policy(settings)
 
     async def ready(self) -> dict[str, bool]:
-        database = False
-        if self.pool is not None:
-            database = await self.pool.fetchval("SELECT true") is True
-        return {"postgresql": database, "kafka_assigned": self.assignment.assigned.is_set()}
+        return await readiness(self.pool, self.assignment)
 
     async def run(self) -> None:
         s = self.settings

@@ -3,48 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
-from services.ledger.app import LedgerService, create_service
+from services.ledger.app import create_service
 from shared.settings import Settings
 from shared.topics import DLQ_SUFFIX, LEDGER, ORDERS, REPLENISHMENT_UPDATES, SCANS
 
 from .. import events as ev
 from ..kafka_io import eventually, produce, produce_events, read_topic
 from ..reference import random_history, reference_balances
+from ..services import Service
+from ..services import running as run_service
 from ..unit.test_ledger_properties import as_dicts
 
 pytestmark = pytest.mark.integration
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[LedgerService]:
-    service = create_service(settings)
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(30):
-            while not (await _ready(service)):
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.05)
-        yield service
-    finally:
-        service.stop()
-        async with asyncio.timeout(30):
-            await task
-
-
-async def _ready(service: LedgerService) -> bool:
-    try:
-        return all((await service.ready()).values())
-    except Exception:
-        return False
+def running(settings: Settings) -> AbstractAsyncContextManager[Service]:
+    """The ledger service, running until the block ends."""
+    return run_service(create_service(settings))
 
 
 async def processed_count(settings: Settings) -> int:
@@ -65,7 +47,7 @@ async def test_every_input_kind_flows_from_its_topic_to_the_ledger_topic(
 ) -> None:
     history = random_history(__import__("random").Random(3), 300)
     p = settings.topic_prefix
-    async with running(settings) as service:
+    async with running(settings):
         for topic in (SCANS, ORDERS, REPLENISHMENT_UPDATES):
             await produce_events(
                 settings.kafka_bootstrap_servers,
@@ -77,7 +59,6 @@ async def test_every_input_kind_flows_from_its_topic_to_the_ledger_topic(
         assert store_balances == reference_balances(history)
         entries = await _entry_count(settings)
         published = await read_topic(settings.kafka_bootstrap_servers, p + LEDGER, entries)
-        assert service.relay is not None
     positions = [orjson.loads(r.value)["position"] for r in published]
     assert len(positions) == len(set(positions)) == entries
     by_partition: dict[int, list[int]] = {}
