@@ -2,19 +2,24 @@
 
 Every figure that matters is a ratio to a limit measured in the same run on the same machine
 (../shared/docs/performance.md): the ledger's ingest rate over a bare COPY of the same rows, and
-over a bare consumer of the same topics.
+over a bare consumer of the same topics; the end-to-end rate it sustains, and the real order
+history replayed end to end; and the same workload through the ``eventsourcing`` library, the
+peer. Each part gets its own scratch database and topics.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
-import socket
+import signal
+import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,8 +34,10 @@ from shared.migrate import migrate
 from shared.settings import Settings
 from shared.topics import create_topics, topic_specs
 
+from .endtoend import retail_replay, sustained
 from .ledger import ledger_ingest, raw_consume, raw_copy
-from .processes import ServiceProcess
+from .peer import run_peer
+from .processes import ServiceProcess, free_port
 from .progress import Progress
 from .projector import event_to_visible, projector_apply, rebuild_rate
 from .workload import input_messages
@@ -61,7 +68,7 @@ async def produce(settings: Settings, count: int) -> None:
         await producer.stop()
 
 
-async def scratch_database(base: Settings, name: str) -> str:
+async def scratch_database(base: Settings, name: str, migrated: bool = True) -> str:
     url = base.database_url.get_secret_value()
     admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
     try:
@@ -70,17 +77,22 @@ async def scratch_database(base: Settings, name: str) -> str:
     finally:
         await admin.close()
     scratch = url.rpartition("/")[0] + "/" + name
-    await migrate(scratch)
+    if migrated:
+        await migrate(scratch)
     return scratch
 
 
-async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
+async def drop_database(base: Settings, name: str) -> None:
     url = base.database_url.get_secret_value()
     admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
+    await drop_database(base, name)
     kafka = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
     await kafka.start()
     try:
@@ -89,8 +101,10 @@ async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
         await kafka.close()
 
 
-async def run(events: int, keep: bool, latency_seconds: float) -> dict[str, Any]:
-    base = Settings()
+@contextlib.asynccontextmanager
+async def scratch_stack(base: Settings, keep: bool) -> AsyncIterator[tuple[Settings, str, str]]:
+    """A scratch database (migrated) and topics under a prefix of their own, dropped at the end
+    unless ``keep``: (settings pointing at them, database URL, tag)."""
     tag = uuid.uuid4().hex[:8]
     name, prefix = f"bench_{tag}", f"bench{tag}."
     database_url = await scratch_database(base, name)
@@ -102,7 +116,88 @@ async def run(events: int, keep: bool, latency_seconds: float) -> dict[str, Any]
             "http_port": free_port(),
         }
     )
-    await create_topics(settings.kafka_bootstrap_servers, prefix)
+    try:
+        await create_topics(settings.kafka_bootstrap_servers, prefix)
+        yield settings, database_url, tag
+    finally:
+        if not keep:
+            await drop_scratch(base, name, prefix)
+
+
+async def run(options: argparse.Namespace) -> dict[str, Any]:
+    base = Settings()
+    results = await run_services(base, options)
+    async with scratch_stack(base, options.keep) as (settings, database_url, tag):
+        sustain, logs = await sustained(
+            settings,
+            database_url,
+            options.rates,
+            options.sustain_seconds,
+            options.replenisher,
+            RESULTS,
+            f"sustain-{tag}",
+            options.refine,
+        )
+    forget(logs, options.keep)
+    async with scratch_stack(base, options.keep) as (settings, database_url, tag):
+        replay, logs = await retail_replay(
+            settings,
+            database_url,
+            options.retail_rows,
+            options.replenisher,
+            RESULTS,
+            f"retail-{tag}",
+        )
+    forget(logs, options.keep)
+    peer_db = f"bench_{uuid.uuid4().hex[:8]}_peer"
+    peer_url = await scratch_database(base, peer_db, migrated=False)
+    try:
+        usual, batched = options.peer_events, options.peer_batched_events
+        messages = list(input_messages(max(usual, batched)))
+        peer = await asyncio.to_thread(run_peer, peer_url, messages[:usual], messages[:batched])
+    finally:
+        if not options.keep:
+            await drop_database(base, peer_db)
+    ingest = results["ledger_ingest"]["per_second"]
+    results["end_to_end_sustained"] = sustain
+    results["retail_replay"] = replay
+    results["peer"] = peer
+    results["ratios"].update(
+        {
+            "sustained_over_ledger_ingest": sustain["held_rate"] / ingest,
+            "ledger_ingest_over_peer_usual": ingest / peer["usual"]["per_second"],
+            "ledger_ingest_over_peer_batched": ingest / peer["batched"]["per_second"],
+        }
+    )
+    if "per_second" in replay:
+        results["ratios"]["retail_replay_over_ledger_ingest"] = replay["per_second"] / ingest
+    return results
+
+
+def forget(logs: list[Path], keep: bool) -> None:
+    """The services' logs of a part that went well are not kept (unless --keep)."""
+    if not keep:
+        for log in logs:
+            log.unlink(missing_ok=True)
+
+
+async def run_services(base: Settings, options: argparse.Namespace) -> dict[str, Any]:
+    """Each service alone against its limits, latency at a steady rate, the rebuild."""
+    events, keep = options.events, options.keep
+    async with scratch_stack(base, keep) as (settings, database_url, tag):
+        return await _run_services(
+            settings, database_url, tag, events, options.latency_seconds, keep
+        )
+
+
+async def _run_services(
+    settings: Settings,
+    database_url: str,
+    tag: str,
+    events: int,
+    latency_seconds: float,
+    keep: bool,
+) -> dict[str, Any]:
     ledger = ServiceProcess("services.ledger", settings, RESULTS / f"ledger-{tag}.log")
     projector = ServiceProcess(
         "services.projector",
@@ -123,11 +218,7 @@ async def run(events: int, keep: bool, latency_seconds: float) -> dict[str, Any]
     finally:
         ledger.stop()
         projector.stop()
-        if not keep:
-            await drop_scratch(base, name, prefix)
-    if not keep:
-        ledger.log.unlink(missing_ok=True)
-        projector.log.unlink(missing_ok=True)
+    forget([ledger.log, projector.log], keep)
     ingest["peak_rss_bytes"] = ledger.peak_rss
     apply["peak_rss_bytes"] = projector.peak_rss
     return {
@@ -144,12 +235,6 @@ async def run(events: int, keep: bool, latency_seconds: float) -> dict[str, Any]
             "projector_apply_over_raw_consume": apply["per_second"] / consume["per_second"],
         },
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def machine() -> dict[str, Any]:
@@ -196,16 +281,105 @@ def show(results: dict[str, Any], events: int) -> None:
         f"{rebuilt['per_second']:,.0f} entries/s",
         f"{rebuilt['entries']:,} entries, {rebuilt['items']:,} items",
     )
+    _end_to_end_rows(table, results)
     table.add_row("limit: raw consume", f"{consume['per_second']:,.0f} msgs/s", "bare aiokafka")
     table.add_row(
         "limit: raw COPY",
         f"{copy['per_second']:,.0f} rows/s",
         f"{copy['rows']:,} ledger rows, same indexes",
     )
-    Console().print(table)
+    _peer_rows(table, results)
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough that rows do not wrap
+        console = Console(width=max(console.width, 120))
+    console.print(table)
 
 
-def main() -> None:
+def _mib(peaks: dict[str, int]) -> str:
+    return ", ".join(f"{name} {peak / 2**20:,.0f}" for name, peak in peaks.items()) + " MiB"
+
+
+def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
+    sustain, replay, r = (
+        results["end_to_end_sustained"],
+        results["retail_replay"],
+        results["ratios"],
+    )
+    window = f"{sustain['seconds_per_rate']:g} s"
+    if sustain["held_rate"]:
+        table.add_row(
+            "end to end, sustained",
+            f"{sustain['held_rate']:,} events/s for {window}",
+            f"{r['sustained_over_ledger_ingest']:.2f} of ledger ingest",
+        )
+        table.add_row("  peak RSS at that rate", _mib(sustain["peak_rss_bytes"]), "")
+    else:
+        first = sustain["steps"][0]["rate"] if sustain["steps"] else 0
+        table.add_row("end to end, sustained", f"below {first:,} events/s", f"{window} windows")
+    tried = sustain["steps"]
+    table.add_row(
+        "  rates tried, events/s",
+        "held " + (", ".join(f"{s['rate']:,}" for s in tried if s["held"]) or "none"),
+        "not held " + (", ".join(f"{s['rate']:,}" for s in tried if not s["held"]) or "none"),
+    )
+    failed = sustain["lowest_not_held"]
+    if failed is not None:
+        table.add_row(
+            f"  not held: {failed['rate']:,}/s",
+            f"{failed['achieved_per_second']:,.0f} events/s sent",
+            failed["why_not"] or "",
+        )
+    else:
+        table.add_row("  not held", "every rate tried was held", "")
+    if "skipped" in replay:
+        table.add_row("real history replay", "skipped", replay["skipped"])
+        return
+    table.add_row(
+        "real history replay",
+        f"{replay['events']:,} events in {replay['wall_seconds']:,.1f} s",
+        f"{replay['per_second']:,.0f} events/s, {r['retail_replay_over_ledger_ingest']:.2f}"
+        " of ledger ingest",
+    )
+    table.add_row(
+        "  ledger done, entries",
+        f"{replay['ledger_seconds']:,.1f} s, {replay['entries']:,} entries",
+        f"{replay['rows']:,} rows read, {replay['rejected']:,} rejected",
+    )
+    table.add_row("  peak RSS", _mib(replay["peak_rss_bytes"]), "")
+
+
+def _peer_rows(table: Table, results: dict[str, Any]) -> None:
+    peer, r = results["peer"], results["ratios"]
+    usual, batched = peer["usual"], peer["batched"]
+    table.add_row(
+        "peer: load, apply, save",
+        f"{usual['per_second']:,.0f} events/s",
+        f"ledger ingest {r['ledger_ingest_over_peer_usual']:,.1f}×; {usual['events']:,} events",
+    )
+    table.add_row(
+        f"peer: {peer['aggregates_per_save']} aggregates per save",
+        f"{batched['per_second']:,.0f} events/s",
+        f"ledger ingest {r['ledger_ingest_over_peer_batched']:,.1f}×; {batched['events']:,} events",
+    )
+    table.add_row(
+        "  aggregate events",
+        f"{usual['aggregate_events_per_second']:,.0f}"
+        f" / {batched['aggregate_events_per_second']:,.0f} per s",
+        peer["library"] + " on PostgreSQL",
+    )
+
+
+RATES = (2_000, 4_000, 8_000, 12_000, 16_000, 20_000, 24_000, 32_000)
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    rates = tuple(int(r.replace("_", "")) for r in text.split(",") if r.strip())
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive rates")
+    return rates
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--events", type=int, default=200_000, help="input events (200,000)")
     parser.add_argument("--smoke", action="store_true", help="a small run that checks it works")
@@ -216,15 +390,90 @@ def main() -> None:
         default=20.0,
         help="how long the steady 1,000 events/s latency run lasts (20)",
     )
-    args = parser.parse_args()
-    events = 3_000 if args.smoke else args.events
+    parser.add_argument(
+        "--sustain-seconds",
+        type=float,
+        default=60.0,
+        help="how long each rate of the end-to-end run is held (60)",
+    )
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        default=RATES,
+        help="the end-to-end input rates tried in turn, events/s "
+        f"({','.join(str(r) for r in RATES)})",
+    )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="rates tried halfway between the highest held and the lowest not held (2)",
+    )
+    parser.add_argument(
+        "--no-replenisher",
+        dest="replenisher",
+        action="store_false",
+        help="leave the replenisher out of the end-to-end runs",
+    )
+    parser.add_argument(
+        "--peer-events",
+        type=int,
+        default=2_000,
+        help="input events through the peer used the usual way (2,000)",
+    )
+    parser.add_argument(
+        "--peer-batched-events",
+        type=int,
+        default=None,
+        help="input events through the peer in batches (as many as --events)",
+    )
+    parser.add_argument(
+        "--retail-rows",
+        type=int,
+        default=None,
+        help="replay only the first rows of the order history (all)",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.events = 3_000
+        args.latency_seconds = 3.0
+        args.sustain_seconds = min(args.sustain_seconds, 3.0)
+        args.rates = args.rates if "--rates" in (argv or sys.argv) else (1_000, 2_000)
+        args.refine = 0
+        args.peer_events = min(args.peer_events, 300)
+        args.peer_batched_events = min(args.peer_batched_events or 600, 600)
+        args.retail_rows = args.retail_rows or 3_000
+    args.peer_events = min(args.peer_events, args.events)
+    args.peer_batched_events = args.peer_batched_events or args.events
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that cleanup runs: services stopped, scratch data dropped
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = options()
+    events = args.events
     started = time.time()
-    results = asyncio.run(run(events, args.keep, 3.0 if args.smoke else args.latency_seconds))
+    results = asyncio.run(run(args))
     show(results, events)
     report = {
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
-        "command": "make bench" if not args.smoke else "python -m bench --smoke",
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "events": events,
+        "sizes": {
+            "events": events,
+            "latency_seconds": args.latency_seconds,
+            "sustain_seconds": args.sustain_seconds,
+            "rates": list(args.rates),
+            "refine": args.refine,
+            "replenisher": args.replenisher,
+            "peer_events_usual": args.peer_events,
+            "peer_events_batched": args.peer_batched_events,
+            "retail_rows": args.retail_rows,
+        },
         "machine": machine(),
         **results,
     }

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 from shared.settings import Settings
 
@@ -43,6 +47,26 @@ class ServiceProcess:
             raise RuntimeError(f"{self.module} exited with {self.proc.returncode}; see {self.log}")
         self.peak_rss = max(self.peak_rss, rss_bytes(self.proc.pid))
 
+    def reset_peak(self) -> None:
+        """Start a new peak: the next check()es measure a new step."""
+        self.peak_rss = 0
+
+    async def wait_ready(self, port: int, within: float = 60.0) -> None:
+        """Until the service answers 200 on ``/readyz`` at ``port`` (its HTTP or metrics port);
+        TimeoutError after ``within`` seconds."""
+        async with (
+            asyncio.timeout(within),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            while True:
+                self.check()
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -58,3 +82,9 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -4,7 +4,8 @@
 :func:`bench.workload.input_messages`: unprefixed topic names, keys and values as bytes. The
 benchmark replays it; the demo and the simulation can reuse it. The mapping, kept simple:
 
-- **Orders.** An invoice is one ``order.placed``: ``order_id`` is the invoice number, the location
+- **Orders.** An invoice is one ``order.placed``: ``order_id`` is the invoice number (``/2`` added
+  for the rows of an invoice that come after another invoice's: 542806 is split so), the location
   comes from the invoice's country (``United Kingdom`` → ``UK``, a member of the EU in 2011 or
   ``European Community`` → ``EU``, anything else, ``Channel Islands`` and ``Unspecified``
   included → ``ROW``), one line per row with a positive quantity and a product stock code.
@@ -233,7 +234,13 @@ def _envelope(kind: str, identity: str, at: str, data: dict[str, Any]) -> dict[s
 
 
 def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, list[_Row]]]:
-    """(invoice, InvoiceDate text, country, rows) per invoice, over the first ``rows`` rows."""
+    """(invoice, InvoiceDate text, country, rows) per invoice, over the first ``rows`` rows.
+
+    An invoice whose rows another invoice's interrupt (542806 is) comes out once per run of
+    rows: the first as its number, the next ones as ``<number>/2``, ``<number>/3``…, with row
+    indexes that go on counting, so that order ids, line ids and event ids stay unique."""
+    runs: dict[str, int] = {}
+    counted: dict[str, int] = {}
     with gzip.open(path, "rt", newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader)
@@ -250,7 +257,7 @@ def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, lis
         if [h.strip() for h in header] != expected:
             raise ValueError(f"{path}: unexpected columns {header}")
         current: str | None = None
-        date = country = ""
+        name = date = country = ""
         lines: list[_Row] = []
         for record in itertools.islice(reader, rows):
             if len(record) != 8:
@@ -258,7 +265,10 @@ def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, lis
             invoice = record[0].strip()
             if invoice != current:
                 if current is not None and lines:
-                    yield current, date, country, lines
+                    yield name, date, country, lines
+                    counted[current] = lines[-1].index
+                run = runs[invoice] = runs.get(invoice, 0) + 1
+                name = invoice if run == 1 else f"{invoice}/{run}"
                 current, date, country, lines = invoice, record[4], record[7], []
             try:
                 qty: int | None = int(record[3])
@@ -268,9 +278,10 @@ def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, lis
             if customer.endswith(".0"):
                 customer = customer[:-2]
             code, why = product_code(record[1])
-            lines.append(_Row(len(lines) + 1, code, why, record[2], qty, customer))
+            index = counted.get(invoice, 0) + len(lines) + 1
+            lines.append(_Row(index, code, why, record[2], qty, customer))
         if current is not None and lines:
-            yield current, date, country, lines
+            yield name, date, country, lines
 
 
 def _is_write_off(invoice: str, row: _Row) -> bool:

@@ -24,11 +24,14 @@ def _rfc3339(value: Any) -> Any:
 
 
 def _within_range(value: datetime) -> datetime:
-    """Business times: years 1900 to 2999, so that every accepted time converts to UTC and fits
-    PostgreSQL's timestamptz (a year-1 time with an offset overflows Python's datetime)."""
-    if not 1900 <= value.year <= 2999:
+    """Business times: years 1900 to 2999 in UTC, so that every accepted time converts to UTC,
+    fits PostgreSQL's timestamptz, and is accepted again when read back."""
+    if not 1899 <= value.year <= 3000:  # converting at the ends of the datetime range overflows
         raise ValueError("must be between the years 1900 and 2999")
-    return value.astimezone(UTC)
+    utc = value.astimezone(UTC)
+    if not 1900 <= utc.year <= 2999:
+        raise ValueError("must be between the years 1900 and 2999")
+    return utc
 
 
 # Printable characters with no blank at either end; spaces are allowed inside. Checked by
