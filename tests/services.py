@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Service(Protocol):
@@ -49,3 +55,28 @@ async def running(service: Service) -> AsyncIterator[Service]:
 
 def with_port(settings: Settings) -> Settings:
     return settings.model_copy(update={"http_port": free_port()})
+
+
+def start_process(
+    service: str, settings: Settings, log: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """``python -m services.<service>`` as its own process, configured like ``settings`` (its
+    own HTTP port), its output appended to ``log``; ``env`` adds or overrides variables."""
+    full = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
+        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "STOCKLEDGER_HTTP_PORT": str(free_port()),
+        "STOCKLEDGER_METRICS_PORT": "0",
+        **env,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=ROOT,
+            env=full,
+            stdout=out,
+            stderr=out,
+        )

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from ..integration.test_ledger_service import _balances, processed_count
 from ..integration.test_projector import ledger_entries, publish, read_model
 from ..kafka_io import eventually, read_topic
 from ..reference import deliveries, random_history, reference_balances
-from ..services import free_port
+from ..services import start_process
 
 pytestmark = pytest.mark.integration
 EVENTS = int(os.environ.get("FAULT_EVENTS", "12000"))
@@ -40,28 +39,17 @@ SERVICES = ("ledger", "projector", "replenisher")
 
 class Service:
     def __init__(self, name: str, settings: Settings, log: Path) -> None:
-        self.name, self.log = name, log
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "DATABASE_URL": settings.database_url.get_secret_value(),
-            "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
-            "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-            "STOCKLEDGER_BATCH_MAX_RECORDS": "500",
-            "STOCKLEDGER_HTTP_PORT": str(free_port()),
-            "STOCKLEDGER_FORECAST_INTERVAL_S": "2",
-        }
+        self.name, self.settings, self.log = name, settings, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=out,
-            )
+        self.proc = start_process(
+            self.name,
+            self.settings,
+            self.log,
+            STOCKLEDGER_BATCH_MAX_RECORDS="500",
+            STOCKLEDGER_FORECAST_INTERVAL_S="2",
+        )
 
     def kill(self) -> None:
         assert self.proc is not None

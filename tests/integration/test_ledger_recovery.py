@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +25,7 @@ from shared.topics import LEDGER, ORDERS, SCANS
 from .. import events as ev
 from ..kafka_io import eventually, produce_events, read_topic
 from ..reference import random_history, reference_balances
+from ..services import start_process
 from .test_ledger_service import _balances, processed_count, running, topic_of
 
 pytestmark = pytest.mark.integration
@@ -34,19 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_ledger(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
-        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "STOCKLEDGER_BATCH_MAX_RECORDS": "400",
-        "STOCKLEDGER_METRICS_PORT": "0",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.ledger"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
+    return start_process("ledger", settings, log, STOCKLEDGER_BATCH_MAX_RECORDS="400")
 
 
 async def ledger_matches_balances(settings: Settings) -> None:

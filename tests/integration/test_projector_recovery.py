@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +20,7 @@ from shared.settings import Settings
 
 from ..kafka_io import eventually
 from ..reference import random_history
-from ..services import free_port, running, with_port
+from ..services import running, start_process, with_port
 from .test_ledger_service import processed_count
 from .test_projector import caught_up, ledger_entries, publish, read_model
 
@@ -31,19 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_projector(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "DATABASE_URL": settings.database_url.get_secret_value(),
-        "STOCKLEDGER_TOPIC_PREFIX": settings.topic_prefix,
-        "STOCKLEDGER_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "STOCKLEDGER_BATCH_MAX_RECORDS": "100",
-        "STOCKLEDGER_HTTP_PORT": str(free_port()),
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.projector"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
+    return start_process("projector", settings, log, STOCKLEDGER_BATCH_MAX_RECORDS="100")
 
 
 async def rows_applied(settings: Settings) -> int:
