@@ -129,7 +129,7 @@ async def test_faults_during_a_replay_lose_and_duplicate_nothing(
                 assert s.alive(), f"{s.name} died; see {s.log}"
         await eventually(lambda: _ledger_has(settings, len(history)), seconds=240)
         await eventually(lambda: _model_is_fold(settings), seconds=240)
-        await asyncio.sleep(3)  # requests still to decide and publish
+        await eventually(lambda: _replenisher_caught_up(settings), seconds=240)
         await eventually(lambda: _requests_published(settings), seconds=120)
     finally:
         for s in services.values():
@@ -154,6 +154,24 @@ async def _model_is_fold(settings: Settings) -> bool:
         return await read_model(settings) == fold(await ledger_entries(settings))
     except (OSError, asyncpg.PostgresError):
         return False
+
+
+async def _replenisher_caught_up(settings: Settings) -> bool:
+    """The replenisher has applied every item's last ledger entry (so it has decided on it)."""
+    try:
+        conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    except (OSError, asyncpg.PostgresError):
+        return False
+    try:
+        behind = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT sku, location, max(position) AS head"
+            " FROM ledger_entries GROUP BY sku, location) l"
+            " LEFT JOIN replenisher_items r USING (sku, location)"
+            " WHERE r.position IS DISTINCT FROM l.head"
+        )
+        return bool(behind == 0)
+    finally:
+        await conn.close()
 
 
 async def _requests(settings: Settings) -> list[asyncpg.Record]:
