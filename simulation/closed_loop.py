@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.ledger.domain.rules import apply_event
@@ -122,9 +122,6 @@ class ClosedLoop:
             service_level=config.service_level,
         )
 
-    def apply(self, event: dict[str, Any]) -> None:
-        self.state_apply(event)
-
     def state_apply(self, event: dict[str, Any]) -> None:
         apply_event(self.state, INPUT_EVENTS.validate_python(event))
 
@@ -214,7 +211,7 @@ class ClosedLoop:
             )
 
     def close_day(self, day: date) -> None:
-        at = datetime.combine(day, datetime.min.time()).replace(tzinfo=_utc())
+        at = datetime.combine(day, datetime.min.time()).replace(tzinfo=UTC)
         for item, request_id, qty in self.arrivals.pop(day, []):
             self.state_apply(
                 _envelope(
@@ -288,12 +285,6 @@ class ClosedLoop:
                 "filled": self.result.lines_filled,
             }
         )
-
-
-def _utc() -> Any:
-    from datetime import UTC
-
-    return UTC
 
 
 def simulate(events: list[dict[str, Any]], config: SimConfig) -> SimResult:
