@@ -5,7 +5,8 @@
 #   deploy/scripts/kafka.sh install|start|stop|status
 #
 # Env: STATE_DIR (default <repo>/.local), KAFKA_PORT (9092; the controller
-# listens on KAFKA_PORT+1), KAFKA_HEAP (512m).
+# listens on KAFKA_PORT+1), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (seconds to wait for the
+# broker to be ready, 180: a broker with many partitions on a busy machine takes a while).
 # Layout: $STATE_DIR/kafka/{libs,data,server.properties,cluster.id},
 #         $STATE_DIR/logs/{kafka.out,kafka/server.log}, $STATE_DIR/run/kafka.pid
 set -euo pipefail
@@ -15,6 +16,7 @@ CONF_SRC="$ROOT/deploy/kafka"
 STATE_DIR="${STATE_DIR:-$ROOT/.local}"
 mkdir -p "$STATE_DIR" && STATE_DIR="$(cd "$STATE_DIR" && pwd)"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 CONTROLLER_PORT=$((KAFKA_PORT + 1))
 
@@ -124,7 +126,7 @@ start() {
 
   # Ready = the broker logged "Kafka Server started" in this run and the port answers.
   local i
-  for ((i = 0; i < 120; i++)); do
+  for ((i = 0; i < KAFKA_START_TIMEOUT * 2; i++)); do
     kafka_pid >/dev/null || { show_logs "$from" >&2; rm -f "$PIDFILE"; die "kafka exited during startup"; }
     if awk -v from="$from" 'NR > from && /Kafka Server started/ { ok = 1 } END { exit !ok }' \
          "$SERVER_LOG" 2>/dev/null && port_open "$KAFKA_PORT"; then
@@ -134,7 +136,7 @@ start() {
   done
   show_logs "$from" >&2
   stop >&2
-  die "kafka did not become ready within 60 s"
+  die "kafka did not become ready within $KAFKA_START_TIMEOUT s (KAFKA_START_TIMEOUT)"
 }
 
 stop() {
