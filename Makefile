@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SCRIPTS := deploy/scripts
 STATE_DIR ?= .local
 
-.PHONY: help setup up down clean status lint format docs typecheck test test-faults test-unit demo simulate bench check-monitoring
+.PHONY: help setup up down clean status lint format docs typecheck test test-faults test-unit demo simulate bench load check-monitoring
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ simulate: setup ## compare the replenishment policies on the order history (clos
 
 bench: up ## the benchmark suite: one table, JSON under bench/results/
 	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+load: up ## a steady 1,000 events/s for 10 minutes: latency and RSS over time (LOAD_ARGS)
+	@$(BIN)/python -m bench.load $(LOAD_ARGS)

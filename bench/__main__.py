@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -19,27 +18,23 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from shared.migrate import migrate
 from shared.settings import Settings
-from shared.topics import create_topics, topic_specs
 
 from .endtoend import retail_replay, sustained
 from .ledger import ledger_ingest, raw_consume, raw_copy
 from .peer import run_peer
-from .processes import ServiceProcess, free_port
+from .processes import ServiceProcess
 from .progress import Progress
 from .projector import event_to_visible, projector_apply, rebuild_rate
+from .scratch import drop_database, scratch_database, scratch_stack
 from .workload import input_messages
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,62 +61,6 @@ async def produce(settings: Settings, count: int) -> None:
             progress.update(count)
     finally:
         await producer.stop()
-
-
-async def scratch_database(base: Settings, name: str, migrated: bool = True) -> str:
-    url = base.database_url.get_secret_value()
-    admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    scratch = url.rpartition("/")[0] + "/" + name
-    if migrated:
-        await migrate(scratch)
-    return scratch
-
-
-async def drop_database(base: Settings, name: str) -> None:
-    url = base.database_url.get_secret_value()
-    admin = await asyncpg.connect(url.rpartition("/")[0] + "/postgres")
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
-    await drop_database(base, name)
-    kafka = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
-    await kafka.start()
-    try:
-        await kafka.delete_topics([s.name for s in topic_specs(prefix)])
-    finally:
-        await kafka.close()
-
-
-@contextlib.asynccontextmanager
-async def scratch_stack(base: Settings, keep: bool) -> AsyncIterator[tuple[Settings, str, str]]:
-    """A scratch database (migrated) and topics under a prefix of their own, dropped at the end
-    unless ``keep``: (settings pointing at them, database URL, tag)."""
-    tag = uuid.uuid4().hex[:8]
-    name, prefix = f"bench_{tag}", f"bench{tag}."
-    database_url = await scratch_database(base, name)
-    settings = base.model_copy(
-        update={
-            "database_url": base.database_url.__class__(database_url),
-            "topic_prefix": prefix,
-            "consumer_group_prefix": f"{prefix}stockledger",
-            "http_port": free_port(),
-        }
-    )
-    try:
-        await create_topics(settings.kafka_bootstrap_servers, prefix)
-        yield settings, database_url, tag
-    finally:
-        if not keep:
-            await drop_scratch(base, name, prefix)
 
 
 async def run(options: argparse.Namespace) -> dict[str, Any]:

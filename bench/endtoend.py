@@ -170,7 +170,7 @@ def _offset(committed: Any) -> int:
     return int(committed.offset)
 
 
-def _producer(settings: Settings) -> Producer:
+def c_producer(settings: Settings) -> Producer:
     """A C producer (librdkafka): the load generator should cost the services as little CPU as
     it can on a shared two-core machine."""
     return Producer(
@@ -185,7 +185,7 @@ def _producer(settings: Settings) -> Producer:
     )
 
 
-def _send(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+def c_send(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
     while True:
         try:
             producer.produce(topic, value, key)
@@ -199,7 +199,7 @@ def paced_produce(
 ) -> dict[str, float]:
     """Synthetic input (bench.workload) at ``rate`` events/s for ``seconds``, sent in 10 ms
     ticks; runs in a thread. Returns what it achieved."""
-    producer = _producer(settings)
+    producer = c_producer(settings)
     total = int(rate * seconds)
     messages = input_messages(total, seed=seed)
     prefix = settings.topic_prefix
@@ -209,7 +209,7 @@ def paced_produce(
     while sent < total and not stop.is_set():
         due = min(total, int((time.perf_counter() - started) * rate) + 1)
         for topic, key, value in itertools.islice(messages, due - sent):
-            _send(producer, prefix + topic, key, value)
+            c_send(producer, prefix + topic, key, value)
             sent += 1
         producer.poll(0)
         tick += 1
@@ -391,7 +391,7 @@ def _produce_all(
 ) -> dict[str, Any]:
     """Send every message, counting the distinct events the ledger will accept (the codec's
     verdict, less repeated event ids); runs in a thread."""
-    producer = _producer(settings)
+    producer = c_producer(settings)
     ids: set[UUID] = set()
     sent = rejected = 0
     started = time.perf_counter()
@@ -401,7 +401,7 @@ def _produce_all(
             rejected += 1
         else:
             ids.add(event.event_id)
-        _send(producer, settings.topic_prefix + topic, key, value)
+        c_send(producer, settings.topic_prefix + topic, key, value)
         sent += 1
         if sent % 10_000 == 0:
             producer.poll(0)

@@ -38,3 +38,33 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_figures(servers: Servers) 
         written.unlink()
     assert results["ledger_ingest"]["per_second"] > 0
     assert results["ratios"]["ledger_ingest_over_raw_copy"] > 0
+
+
+def test_the_load_run_reports_latency_and_memory_over_time(servers: Servers) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+        "DATABASE_URL": servers.database_url,
+    }
+    before = set((ROOT / "bench/results").glob("load-*.json"))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--rate=200", "--minutes=0.2", "--interval=4"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [written] = set((ROOT / "bench/results").glob("load-*.json")) - before
+    try:
+        report = orjson.loads(written.read_bytes())
+    finally:
+        written.unlink()
+    assert report["achieved"]["sent"] == 200 * 12
+    assert report["probes_seen"] == report["probes"] == 200 * 12 // 10
+    assert len(report["windows"]) >= 3
+    for window in report["windows"]:
+        assert window["p99_ms"] >= window["p50_ms"] > 0
+        assert set(window["rss_mib"]) == {"ledger", "projector", "replenisher"}
