@@ -1,4 +1,10 @@
-"""Runs a service until SIGINT or SIGTERM, then lets it drain and stop."""
+"""Runs a service until SIGINT or SIGTERM, then lets it drain and stop.
+
+On a signal the service finishes the batch in flight (its transaction and its offset commits)
+and stops. If that takes longer than ``shutdown_timeout_s`` (a database that does not answer,
+say), the run is cancelled: the open transaction is rolled back and no offset is committed, so
+the batch is redelivered after restart. Nothing half-done is ever committed either way.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +37,27 @@ def run_service(service: Service, settings: Settings) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        running = asyncio.current_task()
+        assert running is not None
+        deadline: list[asyncio.TimerHandle] = []
+
+        def give_up() -> None:
+            log.warning(
+                "still draining after %ss; abandoning the in-flight batch uncommitted"
+                " (it is redelivered after restart)",
+                settings.shutdown_timeout_s,
+            )
+            running.cancel()
+
+        def stop() -> None:
+            service.stop()
+            if not deadline:  # a second signal does not move the deadline
+                deadline.append(loop.call_later(settings.shutdown_timeout_s, give_up))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop)
-        await service.run()
+            loop.add_signal_handler(sig, stop)
+        with contextlib.suppress(asyncio.CancelledError):
+            await service.run()
 
     asyncio.run(main())
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     consumer_group_prefix: str = Field(default="stockledger", description="Consumer group prefix.")
     batch_max_records: int = Field(default=5000, ge=1, description="Records per fetch and batch.")
     batch_timeout_ms: int = Field(default=50, ge=0, description="How long a fetch waits for data.")
+    shutdown_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a stopping service may take to finish its in-flight batch; past "
+        "it, the batch is abandoned uncommitted (redelivered after restart) and the service exits.",
+    )
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP API.")
     api_token: SecretStr = Field(
