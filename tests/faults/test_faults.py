@@ -1,4 +1,5 @@
-"""Faults during a replay: services killed with kill -9, the broker and the database restarted.
+"""Faults during a replay: services killed with kill -9, the broker and the database restarted,
+instances added and removed.
 
 Afterwards the ledger holds every input event exactly once (its stock equals the reference's),
 the read model equals a fold of the ledger, and every replenishment request was raised once and
@@ -15,6 +16,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -76,17 +78,16 @@ def restart(script: str) -> None:
     raise AssertionError(f"{script} start failed twice:\n{started.stdout}\n{started.stderr}")
 
 
-async def test_faults_during_a_replay_lose_and_duplicate_nothing(
-    settings: Settings, tmp_path: Path
-) -> None:
-    local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("DATABASE_URL"))
-    rng = random.Random(2011)
-    history = random_history(rng, EVENTS)
+async def replay_setup(
+    settings: Settings, rng: random.Random, size: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A random history (with items certain to cross their reorder point, and min-max policies
+    so that requests are raised) and its delivery (shuffled within keys, with duplicates)."""
+    history = random_history(rng, size)
     # items that certainly cross their reorder point, whatever the order of delivery
     for n in range(4):
         history.append(ev.received(f"CROSS-{n}", "UK", 100))
         history.append(ev.placed(f"CROSS-O{n}", "UK", [("1", f"CROSS-{n}", 70)]))
-    delivered = deliveries(rng, history)
     pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1)
     try:
         await pool.executemany(  # a min-max policy for every item, so requests are raised
@@ -103,6 +104,28 @@ async def test_faults_during_a_replay_lose_and_duplicate_nothing(
         )
     finally:
         await pool.close()
+    return history, deliveries(rng, history)
+
+
+async def nothing_lost_or_duplicated(settings: Settings, history: list[dict[str, Any]]) -> None:
+    """Wait for every service to catch up, then: the ledger holds every event once, the read
+    model is a fold of the ledger, every request was raised once and published."""
+    await eventually(lambda: _ledger_has(settings, len(history)), seconds=240)
+    await eventually(lambda: _model_is_fold(settings), seconds=240)
+    await eventually(lambda: _replenisher_caught_up(settings), seconds=240)
+    await eventually(lambda: _requests_published(settings), seconds=120)
+    assert await processed_count(settings) == len(history)
+    assert await _balances(settings) == reference_balances(history)
+    assert await read_model(settings) == fold(await ledger_entries(settings))
+    await _requests_once(settings)
+
+
+async def test_faults_during_a_replay_lose_and_duplicate_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("DATABASE_URL"))
+    rng = random.Random(2011)
+    history, delivered = await replay_setup(settings, rng, EVENTS)
     services = {name: Service(name, settings, tmp_path / f"{name}.log") for name in SERVICES}
     for s in services.values():
         s.start()
@@ -127,19 +150,51 @@ async def test_faults_during_a_replay_lose_and_duplicate_nothing(
                 faults[kind] += 1
             for s in services.values():
                 assert s.alive(), f"{s.name} died; see {s.log}"
-        await eventually(lambda: _ledger_has(settings, len(history)), seconds=240)
-        await eventually(lambda: _model_is_fold(settings), seconds=240)
-        await eventually(lambda: _replenisher_caught_up(settings), seconds=240)
-        await eventually(lambda: _requests_published(settings), seconds=120)
+        await nothing_lost_or_duplicated(settings, history)
     finally:
         for s in services.values():
             s.stop()
     print(f"faults injected: {dict(faults)}")
     assert sum(faults.values()) == chunks
-    assert await processed_count(settings) == len(history)
-    assert await _balances(settings) == reference_balances(history)
-    assert await read_model(settings) == fold(await ledger_entries(settings))
-    await _requests_once(settings)
+
+
+async def test_instances_added_and_removed_mid_stream_lose_and_duplicate_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Each service scaled between one and two instances in one consumer group while the input
+    flows: a second instance joins, then one of the two leaves (SIGTERM), and so on."""
+    rng = random.Random(2012)
+    history, delivered = await replay_setup(settings, rng, max(EVENTS // 2, 2_000))
+    instances = {
+        name: [Service(name, settings, tmp_path / f"{name}-{i}.log") for i in (0, 1)]
+        for name in SERVICES
+    }
+    for name in SERVICES:
+        instances[name][0].start()
+    # per step, each service: start the idle instance (two running) or stop one (one running)
+    changes: Counter[str] = Counter()
+    steps = 8
+    try:
+        for n in range(steps):
+            part = delivered[n * len(delivered) // steps : (n + 1) * len(delivered) // steps]
+            await publish(settings, part)
+            await asyncio.sleep(rng.uniform(2.0, 4.0))  # long enough for the group to rebalance
+            for name in SERVICES:
+                running = [s for s in instances[name] if s.alive()]
+                if len(running) == 1:
+                    next(s for s in instances[name] if not s.alive()).start()
+                    changes[f"{name} added"] += 1
+                else:
+                    rng.choice(running).stop()
+                    changes[f"{name} removed"] += 1
+            assert all(any(s.alive() for s in group) for group in instances.values())
+        await nothing_lost_or_duplicated(settings, history)
+    finally:
+        for group in instances.values():
+            for s in group:
+                s.stop()
+    print(f"instances changed: {dict(changes)}")
+    assert set(changes.values()) == {steps // 2}, changes  # each service: 4 joins, 4 leaves
 
 
 async def _ledger_has(settings: Settings, n: int) -> bool:
