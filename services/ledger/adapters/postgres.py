@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -56,17 +58,18 @@ SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, 
 FROM ledger_balances b JOIN unnest($1::text[], $2::text[]) AS k(sku, location)
   ON b.sku = k.sku AND b.location = k.location
 """
-_SAVE_BALANCES = """
-INSERT INTO ledger_balances (sku, location, on_hand, committed, damaged, quality_control, incoming)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-                     $6::bigint[], $7::bigint[])
-ON CONFLICT (sku, location) DO UPDATE SET
-  on_hand = EXCLUDED.on_hand, committed = EXCLUDED.committed, damaged = EXCLUDED.damaged,
-  quality_control = EXCLUDED.quality_control, incoming = EXCLUDED.incoming
+_UPDATE_BALANCES = """
+UPDATE ledger_balances b SET
+  on_hand = u.on_hand, committed = u.committed, damaged = u.damaged,
+  quality_control = u.quality_control, incoming = u.incoming
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::bigint[])
+  AS u(sku, location, on_hand, committed, damaged, quality_control, incoming)
+WHERE b.sku = u.sku AND b.location = u.location
 """
-_SAVE_ORDERS = """
-INSERT INTO ledger_orders (order_id, state) SELECT * FROM unnest($1::text[], $2::jsonb[])
-ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state
+_UPDATE_ORDERS = """
+UPDATE ledger_orders o SET state = u.state
+FROM unnest($1::text[], $2::jsonb[]) AS u(order_id, state) WHERE o.order_id = u.order_id
 """
 _SAVE_INBOUND = """
 INSERT INTO ledger_inbound (reference, state) SELECT * FROM unnest($1::text[], $2::jsonb[])
@@ -100,6 +103,35 @@ def _entry_record(e: Entry) -> tuple[object, ...]:
     )
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """The keys whose rows a batch found in the database (the rest are new)."""
+
+    balances: set[ItemKey]
+    orders: set[str]
+
+
+async def _claim(conn: Connection, unique: list[Accepted]) -> set[UUID]:
+    """Claim the events in ``processed_events``: the ids this batch is the first to record.
+
+    The fast path copies them in, in a savepoint; an id recorded before (a redelivery) makes
+    the copy fail, and the slower INSERT ... ON CONFLICT DO NOTHING then skips the known ones.
+    Ids are inserted in sorted order, so concurrent claims of the same ids wait, never deadlock.
+    """
+    claims = sorted(unique, key=lambda a: a.event.event_id)
+    records = [(a.event.event_id, a.event.type, a.topic) for a in claims]
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "processed_events", records=records, columns=("event_id", "event_type", "topic")
+            )
+        return {r[0] for r in records}
+    except asyncpg.UniqueViolationError:
+        pass
+    rows = await conn.fetch(_CLAIM, *(list(column) for column in zip(*records, strict=True)))
+    return {r[0] for r in rows}
+
+
 async def _lock(conn: Connection, space: int, keys: Iterable[str]) -> None:
     ids = lock_ids(keys)
     if ids:
@@ -119,20 +151,11 @@ class PostgresLedgerStore:
         unique = first_of_each(batch)
         if not unique:
             return AppendResult(0, 0, 0)
-        claims = sorted(unique, key=lambda a: a.event.event_id)  # concurrent claims wait in order
-        claimed = {
-            r[0]
-            for r in await conn.fetch(
-                _CLAIM,
-                [a.event.event_id for a in claims],
-                [a.event.type for a in claims],
-                [a.topic for a in claims],
-            )
-        }
+        claimed = await _claim(conn, unique)
         events = [a.event for a in unique if a.event.event_id in claimed]
         if not events:
             return AppendResult(0, len(batch), 0)
-        state = await self._load(conn, events)
+        state, loaded = await self._load(conn, events)
         entries = fold(state, events)
         if entries:
             await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
@@ -141,12 +164,13 @@ class PostgresLedgerStore:
                 records=[_entry_record(e) for e in entries],
                 columns=ENTRY_COLUMNS,
             )
-        await self._save(conn, state, {(e.sku, e.location) for e in entries})
+        await self._save(conn, state, loaded, {(e.sku, e.location) for e in entries})
         if entries:
             await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return AppendResult(len(events), len(batch) - len(events), len(entries))
 
-    async def _load(self, conn: Connection, events: list[InputEvent]) -> LedgerState:
+    async def _load(self, conn: Connection, events: list[InputEvent]) -> tuple[LedgerState, Loaded]:
+        """The state the events read, and which of its rows exist already."""
         state = LedgerState()
         orders, references = order_and_reference_keys(events)
         await _lock(conn, ORDER_LOCK, orders)
@@ -160,22 +184,40 @@ class PostgresLedgerStore:
         skus, locations = [k[0] for k in keys], [k[1] for k in keys]
         for row in await conn.fetch(_LOAD_BALANCES, skus, locations):
             state.balances[(row["sku"], row["location"])] = Balance(*(row[s] for s in STATES))
-        return state
+        return state, Loaded(set(state.balances), set(state.orders))
 
-    async def _save(self, conn: Connection, state: LedgerState, changed: set[ItemKey]) -> None:
-        if changed:
-            keys = sorted(changed)
-            rows = [state.balance(k) for k in keys]
+    async def _save(
+        self, conn: Connection, state: LedgerState, loaded: Loaded, changed: set[ItemKey]
+    ) -> None:
+        # Rows that exist are updated; new ones are copied in. No other batch can insert them
+        # meanwhile: their keys are locked, and a key's row was loaded if it existed.
+        keys = sorted(changed & loaded.balances)
+        if keys:
+            rows = [state.balances[k] for k in keys]
             await conn.execute(
-                _SAVE_BALANCES,
+                _UPDATE_BALANCES,
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 *([getattr(b, s) for b in rows] for s in STATES),
             )
-        if state.orders:
-            ids = sorted(state.orders)
+        new = sorted(changed - loaded.balances)
+        if new:
+            await conn.copy_records_to_table(
+                "ledger_balances",
+                records=[(*k, *(getattr(state.balances[k], s) for s in STATES)) for k in new],
+                columns=("sku", "location", *STATES),
+            )
+        ids = sorted(loaded.orders)
+        if ids:
             docs = [orjson.dumps(state.orders[o].to_json()).decode() for o in ids]
-            await conn.execute(_SAVE_ORDERS, ids, docs)
+            await conn.execute(_UPDATE_ORDERS, ids, docs)
+        new_orders = sorted(state.orders.keys() - loaded.orders)
+        if new_orders:
+            await conn.copy_records_to_table(
+                "ledger_orders",
+                records=[(o, orjson.dumps(state.orders[o].to_json()).decode()) for o in new_orders],
+                columns=("order_id", "state"),
+            )
         if state.inbound:
             refs = sorted(state.inbound)
             docs = [orjson.dumps(state.inbound[r].to_json()).decode() for r in refs]
