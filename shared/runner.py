@@ -16,6 +16,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import uvloop
+
 from .logs import configure_logging
 from .settings import Settings
 
@@ -59,7 +61,8 @@ def run_service(service: Service, settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await service.run()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:

@@ -9,6 +9,7 @@ message never does (it goes to its dead-letter topic).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -76,9 +77,10 @@ class LedgerConsumer:
     def decode(self, records: list[Record]) -> tuple[list[Accepted], list[Rejected]]:
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
+        consumed: collections.Counter[str] = collections.Counter()
         for record in records:
             topic = record.topic.removeprefix(self.prefix)
-            self.metrics.consumed.labels(topic).inc()
+            consumed[topic] += 1
             decoded = decode(record.value)
             if isinstance(decoded, Rejection):
                 rejected.append((record, decoded.reason, decoded.detail))
@@ -95,6 +97,8 @@ class LedgerConsumer:
                 )
             else:
                 accepted.append(Accepted(topic, decoded))
+        for topic, n in consumed.items():  # per batch: a labelled inc() per message costs 4%
+            self.metrics.consumed.labels(topic).inc(n)
         return accepted, rejected
 
     async def handle(
