@@ -137,7 +137,13 @@ async def _run_services(
     latency_seconds: float,
     keep: bool,
 ) -> dict[str, Any]:
-    ledger = ServiceProcess("services.ledger", settings, RESULTS / f"ledger-{tag}.log")
+    ledger = ServiceProcess(
+        "services.ledger",
+        settings,
+        RESULTS / f"ledger-{tag}.log",
+        STOCKLEDGER_LEDGER_RELAY="false",  # as the local stack runs it: the relay apart
+    )
+    relay = ServiceProcess("services.ledger.relay", settings, RESULTS / f"relay-{tag}.log")
     projector = ServiceProcess(
         "services.projector",
         settings,
@@ -147,18 +153,21 @@ async def _run_services(
     try:
         await produce(settings, events)
         consume = await raw_consume(settings, events)
-        ingest = await ledger_ingest(ledger, database_url, events)
+        ingest = await ledger_ingest(ledger, relay, database_url, events)
         apply = await projector_apply(projector, settings, ingest["entries"])
         latency = await event_to_visible(settings, 1000, latency_seconds)
         ledger.stop()
+        relay.stop()
         projector.stop()
         copy = await raw_copy(database_url)
         rebuilt = await rebuild_rate(database_url)
     finally:
         ledger.stop()
+        relay.stop()
         projector.stop()
-    forget([ledger.log, projector.log], keep)
+    forget([ledger.log, relay.log, projector.log], keep)
     ingest["peak_rss_bytes"] = ledger.peak_rss
+    ingest["relay_peak_rss_bytes"] = relay.peak_rss
     apply["peak_rss_bytes"] = projector.peak_rss
     return {
         "ledger_ingest": ingest,
@@ -203,7 +212,11 @@ def show(results: dict[str, Any], events: int) -> None:
         f"{ingest['entries_per_second']:,.0f} entries/s",
         f"{r['ledger_ingest_over_raw_copy']:.2f} of raw COPY",
     )
-    table.add_row("  peak RSS", f"{ingest['peak_rss_bytes'] / mib:,.0f} MiB", "")
+    table.add_row(
+        "  peak RSS",
+        f"{ingest['peak_rss_bytes'] / mib:,.0f} MiB",
+        f"relay apart: {ingest['relay_peak_rss_bytes'] / mib:,.0f} MiB",
+    )
     table.add_row(
         "projector apply",
         f"{apply['per_second']:,.0f} entries/s",

@@ -42,7 +42,8 @@ STALLED = 60.0  # a replay with no progress for this long has failed
 
 
 class Services:
-    """The ledger, the projector and (optionally) the replenisher, each with a port to ask."""
+    """The ledger, its relay, the projector and (optionally) the replenisher, each as its own
+    process with a port to ask."""
 
     def __init__(self, settings: Settings, logs: Path, tag: str, replenisher: bool) -> None:
         self.settings = settings
@@ -52,6 +53,14 @@ class Services:
             settings,
             logs / f"ledger-{tag}.log",
             STOCKLEDGER_METRICS_PORT=str(self.ledger_port),
+            STOCKLEDGER_LEDGER_RELAY="false",  # as the local stack runs it: the relay apart
+        )
+        self.relay_port = free_port()
+        self.relay = ServiceProcess(
+            "services.ledger.relay",
+            settings,
+            logs / f"relay-{tag}.log",
+            STOCKLEDGER_METRICS_PORT=str(self.relay_port),
         )
         self.projector = ServiceProcess(
             "services.projector",
@@ -73,7 +82,7 @@ class Services:
 
     @property
     def all(self) -> dict[str, ServiceProcess]:
-        named = {"ledger": self.ledger, "projector": self.projector}
+        named = {"ledger": self.ledger, "relay": self.relay, "projector": self.projector}
         if self.replenisher is not None:
             named["replenisher"] = self.replenisher
         return named
@@ -84,6 +93,7 @@ class Services:
 
     async def ready(self) -> None:
         await self.ledger.wait_ready(self.ledger_port)
+        await self.relay.wait_ready(self.relay_port)
         await self.projector.wait_ready(self.settings.http_port)
         if self.replenisher is not None:
             await self.replenisher.wait_ready(self.replenisher_port)

@@ -76,17 +76,21 @@ async def _columns(conn: asyncpg.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def ledger_ingest(ledger: ServiceProcess, database_url: str, expected: int) -> dict[str, Any]:
-    """The ledger service, as its own process, ingesting the pre-produced input: events/s from
-    the first to the last committed batch. Returns once the relay has published everything too
-    (the ledger keeps running)."""
+async def ledger_ingest(
+    ledger: ServiceProcess, relay: ServiceProcess, database_url: str, expected: int
+) -> dict[str, Any]:
+    """The ledger service and its relay, each as its own process, ingesting the pre-produced
+    input: events/s from the first to the last committed batch. Returns once the relay has
+    published everything too (both keep running)."""
     conn = await asyncpg.connect(database_url)
+    relay.start()
     ledger.start()
     try:
         with Progress("ledger ingest", expected) as progress:
             done = 0
             while done < expected:
                 ledger.check()
+                relay.check()
                 await asyncio.sleep(0.2)
                 done = await conn.fetchval("SELECT count(*) FROM processed_events")
                 progress.update(done)
@@ -103,6 +107,7 @@ async def ledger_ingest(ledger: ServiceProcess, database_url: str, expected: int
         head = await conn.fetchval("SELECT max(position) FROM ledger_entries")
         while (await conn.fetchval("SELECT max(position) FROM relay_positions") or 0) < head:
             ledger.check()
+            relay.check()
             await asyncio.sleep(0.2)
     finally:
         await conn.close()

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     consumer_group_prefix: str = Field(default="stockledger", description="Consumer group prefix.")
     batch_max_records: int = Field(default=5000, ge=1, description="Records per fetch and batch.")
     batch_timeout_ms: int = Field(default=50, ge=0, description="How long a fetch waits for data.")
+    ledger_relay: bool = Field(
+        default=True,
+        description="Run the relay to stock.ledger.v1 inside the ledger process; false where it "
+        "runs as its own process (python -m services.ledger.relay).",
+    )
     shutdown_timeout_s: float = Field(
         default=20.0,
         gt=0,

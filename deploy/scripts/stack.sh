@@ -9,9 +9,11 @@ set -euo pipefail
 
 PY="$ROOT/.venv/bin/python"
 SCRIPTS="$ROOT/deploy/scripts"
-# name:module:port (the port serves /readyz)
+# name:module:port[:VAR=value ...] (the port serves /readyz; the variables are the service's own).
+# The ledger's relay runs as its own process, so that publishing takes no CPU time from ingest.
 SERVICES=(
-  "ledger:services.ledger:${STOCKLEDGER_LEDGER_METRICS_PORT:-8081}"
+  "ledger:services.ledger:${STOCKLEDGER_LEDGER_METRICS_PORT:-8081}:STOCKLEDGER_LEDGER_RELAY=false"
+  "relay:services.ledger.relay:${STOCKLEDGER_RELAY_METRICS_PORT:-8083}"
   "projector:services.projector:${STOCKLEDGER_HTTP_PORT:-8080}"
   "replenisher:services.replenisher:${STOCKLEDGER_REPLENISHER_METRICS_PORT:-8082}"
 )
@@ -29,25 +31,30 @@ infra() {
   "$PY" -m shared.topics
 }
 
-service_exists() { [ -f "$ROOT/services/$1/__main__.py" ]; }
+# A service whose module is not there (a partial checkout) is left out.
+service_exists() {
+  local path="$ROOT/${1//.//}"
+  [ -f "$path.py" ] || [ -f "$path/__main__.py" ]
+}
 
 start_services() {
-  local entry name module port pidfile
+  local entry name module port vars pidfile
   for entry in "${SERVICES[@]}"; do
-    IFS=: read -r name module port <<<"$entry"
-    service_exists "$name" || continue
+    IFS=: read -r name module port vars <<<"$entry"
+    service_exists "$module" || continue
     pidfile="$RUN_DIR/$name.pid"
     if pid_alive "$pidfile"; then say "$name: already running"; continue; fi
     port_open "$port" && die "port $port is already in use by another program; stop it or change the port"
     (
       cd "$ROOT"
-      STOCKLEDGER_METRICS_PORT="$port" setsid "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+      # shellcheck disable=SC2086 # vars holds VAR=value words
+      env STOCKLEDGER_METRICS_PORT="$port" $vars setsid "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
       echo $! >"$pidfile"
     )
   done
   for entry in "${SERVICES[@]}"; do
-    IFS=: read -r name module port <<<"$entry"
-    service_exists "$name" || continue
+    IFS=: read -r name module port _ <<<"$entry"
+    service_exists "$module" || continue
     wait_ready "$name" "$port"
   done
 }
@@ -69,8 +76,8 @@ PY
 stop_services() {
   local entry name module port
   for entry in "${SERVICES[@]}"; do
-    IFS=: read -r name module port <<<"$entry"
-    service_exists "$name" && stop_pid "$name" "$RUN_DIR/$name.pid" 30
+    IFS=: read -r name module port _ <<<"$entry"
+    service_exists "$module" && stop_pid "$name" "$RUN_DIR/$name.pid" 30
   done
   return 0
 }
@@ -86,8 +93,8 @@ case "${1:-}" in
     "$SCRIPTS/kafka.sh" status || true
     "$SCRIPTS/postgres.sh" status && say "postgres: running" || say "postgres: stopped"
     for entry in "${SERVICES[@]}"; do
-      IFS=: read -r name module port <<<"$entry"
-      service_exists "$name" || continue
+      IFS=: read -r name module port _ <<<"$entry"
+      service_exists "$module" || continue
       pid_alive "$RUN_DIR/$name.pid" && say "$name: running" || say "$name: stopped"
     done ;;
   *) die "usage: stack.sh infra|up|down|status" ;;

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from shared.http import health_app, serve_http
 from shared.kafka import Assignment, batch_consumer, producer, readiness
@@ -21,8 +22,12 @@ log = logging.getLogger(__name__)
 
 
 class LedgerService:
-    def __init__(self, settings: Settings) -> None:
+    """The ingest consumer and the relay, in one process or each in its own: ``ingest`` and
+    ``relay`` say which run here."""
+
+    def __init__(self, settings: Settings, *, ingest: bool = True, relay: bool = True) -> None:
         self.settings = settings
+        self.ingest, self.with_relay = ingest, relay
         self.metrics = LedgerMetrics.create()
         self.stopping = asyncio.Event()
         self.assignment = Assignment()
@@ -30,49 +35,65 @@ class LedgerService:
         self.relay: Relay | None = None
 
     async def ready(self) -> dict[str, bool]:
-        return {**await readiness(self.pool, self.assignment), "relay": self.relay is not None}
+        checks = await readiness(self.pool, self.assignment)
+        if not self.ingest:
+            del checks["kafka_assigned"]
+        if self.with_relay:
+            checks["relay"] = self.relay is not None
+        return checks
 
     async def run(self) -> None:
         s = self.settings
         url = s.database_url.get_secret_value()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
-        consumer = batch_consumer(
-            s, [s.topic_prefix + t for t in INPUT_TOPICS], "ledger", self.assignment
-        )
-        dlq_producer = producer(s)
-        relay_producer = producer(s)
-        await dlq_producer.start()
-        await relay_producer.start()
-        await consumer.start()
-        self.relay = Relay(url, relay_producer, s.topic_prefix + LEDGER, self.metrics)
-        ingest = LedgerConsumer(
-            consumer,
-            dlq_producer,
-            PostgresLedgerStore(self.pool),
-            self.metrics,
-            self.assignment,
-            s.topic_prefix,
-            s.batch_max_records,
-            s.batch_timeout_ms,
-        )
-        http = health_app(self.metrics.registry, self.ready)
-        log.info("ledger started", extra={"topics": list(INPUT_TOPICS)})
+        producers: list[AIOKafkaProducer] = []
+        consumer = None
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(ingest.run(self.stopping))
-                tasks.create_task(self.relay.run(self.stopping))
+                if self.ingest:
+                    consumer = batch_consumer(
+                        s, [s.topic_prefix + t for t in INPUT_TOPICS], "ledger", self.assignment
+                    )
+                    dlq_producer = await self._producer(producers)
+                    await consumer.start()
+                    ingest = LedgerConsumer(
+                        consumer,
+                        dlq_producer,
+                        PostgresLedgerStore(self.pool),
+                        self.metrics,
+                        self.assignment,
+                        s.topic_prefix,
+                        s.batch_max_records,
+                        s.batch_timeout_ms,
+                    )
+                    tasks.create_task(ingest.run(self.stopping))
+                if self.with_relay:
+                    relay_producer = await self._producer(producers)
+                    self.relay = Relay(url, relay_producer, s.topic_prefix + LEDGER, self.metrics)
+                    tasks.create_task(self.relay.run(self.stopping))
                 if s.metrics_port:
+                    http = health_app(self.metrics.registry, self.ready)
                     tasks.create_task(serve_http(http, s.http_host, s.metrics_port, self.stopping))
+                log.info("ledger started", extra={"ingest": self.ingest, "relay": self.with_relay})
         finally:
-            await consumer.stop()
-            await dlq_producer.stop()
-            await relay_producer.stop()
+            if consumer is not None:
+                await consumer.stop()
+            for p in producers:
+                await p.stop()
             await self.pool.close()
             log.info("ledger stopped")
+
+    async def _producer(self, started: list[AIOKafkaProducer]) -> AIOKafkaProducer:
+        p = producer(self.settings)
+        await p.start()
+        started.append(p)
+        return p
 
     def stop(self) -> None:
         self.stopping.set()
 
 
 def create_service(settings: Settings) -> LedgerService:
-    return LedgerService(settings)
+    """The ledger as configured: with its relay, unless ``ledger_relay`` is off (the relay then
+    runs as its own process, ``python -m services.ledger.relay``)."""
+    return LedgerService(settings, relay=settings.ledger_relay)

@@ -36,7 +36,8 @@ from ..services import start_process
 
 pytestmark = pytest.mark.integration
 EVENTS = int(os.environ.get("FAULT_EVENTS", "12000"))
-SERVICES = ("ledger", "projector", "replenisher")
+# as the local stack runs them: the ledger's relay as its own process
+SERVICES = ("ledger", "ledger.relay", "projector", "replenisher")
 
 
 class Service:
@@ -51,6 +52,7 @@ class Service:
             self.log,
             STOCKLEDGER_BATCH_MAX_RECORDS="500",
             STOCKLEDGER_FORECAST_INTERVAL_S="2",
+            STOCKLEDGER_LEDGER_RELAY="false",
         )
 
     def kill(self) -> None:

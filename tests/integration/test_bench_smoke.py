@@ -67,4 +67,4 @@ def test_the_load_run_reports_latency_and_memory_over_time(servers: Servers) -> 
     assert len(report["windows"]) >= 3
     for window in report["windows"]:
         assert window["p99_ms"] >= window["p50_ms"] > 0
-        assert set(window["rss_mib"]) == {"ledger", "projector", "replenisher"}
+        assert set(window["rss_mib"]) == {"ledger", "relay", "projector", "replenisher"}

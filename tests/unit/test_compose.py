@@ -19,7 +19,7 @@ GRAFANA_DASHBOARDS = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards"
 
 OUR_PACKAGES = ("services.", "shared.")
 PYTHON_MODULE = re.compile(r"\bpython3?\s+-m\s+([A-Za-z_][\w.]*)")
-SERVICE_PORTS = {"ledger": 8081, "projector": 8080, "replenisher": 8082}
+SERVICE_PORTS = {"ledger": 8081, "relay": 8083, "projector": 8080, "replenisher": 8082}
 
 
 def load_yaml(path: Path) -> Any:
@@ -141,12 +141,12 @@ def test_the_image_ships_the_migrations_where_migrate_looks_for_them():
     assert "COPY shared/ shared/" in dockerfile
 
 
-def test_the_local_prometheus_config_scrapes_the_three_services_on_loopback():
+def test_the_local_prometheus_config_scrapes_every_service_on_loopback():
     targets = scrape_targets(PROMETHEUS_DIR / "prometheus.yml")
     assert targets == {name: [f"127.0.0.1:{port}"] for name, port in SERVICE_PORTS.items()}
 
 
-def test_the_compose_prometheus_config_scrapes_the_three_services_by_name():
+def test_the_compose_prometheus_config_scrapes_every_service_by_name():
     targets = scrape_targets(PROMETHEUS_DIR / "prometheus.compose.yml")
     assert targets == {name: [f"{name}:{port}"] for name, port in SERVICE_PORTS.items()}
 

@@ -27,7 +27,7 @@ RULES_FILE = PROMETHEUS_DIR / "rules" / "stockledger.yml"
 RULE_TESTS_FILE = PROMETHEUS_DIR / "tests" / "stockledger_test.yml"
 DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 DASHBOARDS = {"stock-overview.json": "Stock overview", "pipeline-health.json": "Pipeline health"}
-JOBS = {"ledger", "projector", "replenisher"}
+JOBS = {"ledger", "relay", "projector", "replenisher"}
 DATASOURCE_UID = "prometheus"
 
 # Series Prometheus makes itself, not the services.
