@@ -3,7 +3,8 @@
 On a signal the service finishes the batch in flight (its transaction and its offset commits)
 and stops. If that takes longer than ``shutdown_timeout_s`` (a database that does not answer,
 say), the run is cancelled: the open transaction is rolled back and no offset is committed, so
-the batch is redelivered after restart. Nothing half-done is ever committed either way.
+the batch is redelivered after restart. Nothing half-done is ever committed either way. Should
+closing the connections hang as well, the process exits (status 1) 5 seconds later.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -23,6 +25,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CLEANUP_SECONDS = 5.0  # after abandoning a drain, how long closing connections may take
 
 
 class Service(Protocol):
@@ -50,6 +53,12 @@ def run_service(service: Service, settings: Settings) -> None:
                 settings.shutdown_timeout_s,
             )
             running.cancel()
+            loop.call_later(CLEANUP_SECONDS, exit_now)
+
+        def exit_now() -> None:  # closing connections hangs too: nothing more to save
+            log.error("cleanup unfinished %ss after abandoning; exiting now", CLEANUP_SECONDS)
+            logging.shutdown()
+            os._exit(1)
 
         def stop() -> None:
             service.stop()
