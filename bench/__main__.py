@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
+from shared.kafka import client_options
 from shared.migrate import migrate
 from shared.settings import Settings
 from shared.topics import create_topics, topic_specs
@@ -47,7 +48,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 async def produce(settings: Settings, count: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         linger_ms=20,
         enable_idempotence=True,
         max_batch_size=512 * 1024,
@@ -93,7 +94,7 @@ async def drop_database(base: Settings, name: str) -> None:
 
 async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
     await drop_database(base, name)
-    kafka = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    kafka = AIOKafkaAdminClient(**client_options(base))
     await kafka.start()
     try:
         await kafka.delete_topics([s.name for s in topic_specs(prefix)])
@@ -117,7 +118,8 @@ async def scratch_stack(base: Settings, keep: bool) -> AsyncIterator[tuple[Setti
         }
     )
     try:
-        await create_topics(settings.kafka_bootstrap_servers, prefix)
+        client = client_options(settings)
+        await create_topics(client.pop("bootstrap_servers"), prefix, **client)
         yield settings, database_url, tag
     finally:
         if not keep:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
 from .settings import Settings
@@ -20,10 +21,41 @@ log = logging.getLogger(__name__)
 Record = Any  # aiokafka.ConsumerRecord[bytes, bytes]
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What every aiokafka client needs to reach the brokers: their addresses and, when the
+    settings ask for it, TLS (verified against ``kafka_ssl_cafile``) and SASL credentials."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+def librdkafka_options(settings: Settings) -> dict[str, Any]:
+    """The same as :func:`client_options`, in librdkafka's (confluent-kafka's) terms."""
+    options: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile:
+        options["ssl.ca.location"] = settings.kafka_ssl_cafile
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl.mechanisms"] = settings.kafka_sasl_mechanism
+        options["sasl.username"] = settings.kafka_sasl_username
+        options["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     """An idempotent producer (acks=all): a retried send is written once."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_idempotence=True,
         acks="all",
         linger_ms=options.pop("linger_ms", 5),
@@ -59,7 +91,7 @@ def batch_consumer(
 ) -> AIOKafkaConsumer:
     """A consumer for at-least-once batches: starts at the earliest offset, commits by hand."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"{settings.consumer_group_prefix}.{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -34,7 +34,7 @@ class LedgerService:
 
     async def run(self) -> None:
         s = self.settings
-        url = s.database_url.get_secret_value()
+        url = s.database_dsn()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
         consumer = batch_consumer(
             s, [s.topic_prefix + t for t in INPUT_TOPICS], "ledger", self.assignment

@@ -55,7 +55,7 @@ class ReplenisherService:
 
     async def run(self) -> None:
         s = self.settings
-        url = s.database_url.get_secret_value()
+        url = s.database_dsn()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
         store = ReplenisherStore(self.pool, self.policy)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "replenisher", self.assignment)
