@@ -23,7 +23,7 @@ class Service(Protocol):
 
 
 def run_service(service: Service, settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secret_values())
     # A batch creates tens of thousands of short-lived objects; with the default thresholds the
     # collector runs so often that it took half of the ledger's fold time (measured).
     gc.set_threshold(50_000, 20, 100)
@@ -35,7 +35,11 @@ def run_service(service: Service, settings: Settings) -> None:
             loop.add_signal_handler(sig, service.stop)
         await service.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception:  # logged, so that the traceback goes through the secrets' redaction too
+        log.exception("the service stopped on an error")
+        raise SystemExit(1) from None
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:

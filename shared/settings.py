@@ -8,7 +8,7 @@ connection URLs are ``SecretStr``: printed or logged, they show as ``**********`
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     def api_database_dsn(self) -> str:
         """The URL of the HTTP API's pool, the TLS settings added."""
         return self._with_tls(self.api_database_url or self.database_url)
+
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, as it could appear in text: the API token, the SASL
+        password, and the database URLs and their passwords (as written and decoded)."""
+        values = [self.api_token.get_secret_value(), self.kafka_sasl_password.get_secret_value()]
+        for url in (self.database_url, self.api_database_url):
+            if url is not None:
+                text = url.get_secret_value()
+                password = urlsplit(text).password or ""
+                values += [text, password, unquote(password)]
+        return [v for v in values if v]
 
     def _with_tls(self, url: SecretStr) -> str:
         """``url`` with ``sslmode`` and ``sslrootcert`` set from the settings, when given."""

@@ -3,9 +3,6 @@ services work end to end, each connected with its own role."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import orjson
@@ -15,7 +12,7 @@ from pydantic import SecretStr
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
 from services.replenisher.app import create_service as create_replenisher
-from shared.roles import ROLES, login_url, set_password
+from shared.roles import ROLES
 from shared.settings import Settings
 from shared.topics import LEDGER, REPLENISHMENT_REQUESTS
 
@@ -69,27 +66,6 @@ PRIVILEGES = [
     ("replenisher", "SELECT * FROM ledger_entries", False),
     *((service, "CREATE TABLE scratch (x int)", False) for service in ROLES),
 ]
-
-
-@pytest.fixture
-async def role_urls(database_url: str) -> AsyncIterator[dict[str, str]]:
-    """Per service, a URL of the test database for a login role that is a member of the
-    service's role (the way an operator grants a role to a login of their own)."""
-    tag = uuid.uuid4().hex[:8]
-    logins = {service: f"t{tag}_{service}" for service in ROLES}
-    owner = await asyncpg.connect(database_url)
-    try:
-        for service, login in logins.items():
-            await owner.execute(f"CREATE ROLE {login} IN ROLE {ROLES[service]}")
-            await set_password(owner, login, f"{login}-secret")
-        yield {s: login_url(database_url, login, f"{login}-secret") for s, login in logins.items()}
-    finally:
-        for login in logins.values():
-            await owner.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", login
-            )
-            await owner.execute(f"DROP ROLE IF EXISTS {login}")
-        await owner.close()
 
 
 @pytest.mark.parametrize(("service", "statement", "allowed"), PRIVILEGES)
