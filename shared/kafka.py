@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -50,6 +60,43 @@ def librdkafka_options(settings: Settings) -> dict[str, Any]:
         options["sasl.username"] = settings.kafka_sasl_username
         options["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
     return options
+
+
+class BrokerRefusedError(RuntimeError):
+    """The brokers refused this client: its SASL credentials or mechanism, or TLS that does not
+    verify."""
+
+
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, settings: Settings) -> None:
+    """Start an aiokafka client. When it cannot reach the brokers, one direct connection finds
+    out whether they refused it and raises :class:`BrokerRefusedError` saying why (aiokafka
+    itself says only that it could not bootstrap)."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        reason = await _refusal(settings)
+        if reason is None:
+            raise
+        raise BrokerRefusedError(reason) from exc
+
+
+async def _refusal(settings: Settings) -> str | None:
+    """Why the first broker refuses a connection with these settings; None if it does not."""
+    options = client_options(settings)
+    first = options.pop("bootstrap_servers").split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    refused = (SaslAuthenticationFailed, AuthenticationFailedError, UnsupportedSaslMechanismError)
+    try:
+        conn = await create_conn(host, int(port), **options)
+    except (*refused, ssl.SSLError) as exc:
+        who = f"{settings.kafka_security_protocol}"
+        if settings.kafka_security_protocol.startswith("SASL_"):
+            who += f", {settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username!r}"
+        return f"the Kafka broker {first} refused this client ({who}): {exc}"
+    except (OSError, KafkaError, TimeoutError):
+        return None
+    conn.close()
+    return None
 
 
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:

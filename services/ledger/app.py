@@ -8,7 +8,7 @@ import logging
 import asyncpg
 
 from shared.http import health_app, serve_http
-from shared.kafka import Assignment, batch_consumer, producer, readiness
+from shared.kafka import Assignment, batch_consumer, producer, readiness, start_client
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER
 
@@ -41,9 +41,9 @@ class LedgerService:
         )
         dlq_producer = producer(s)
         relay_producer = producer(s)
-        await dlq_producer.start()
-        await relay_producer.start()
-        await consumer.start()
+        await start_client(dlq_producer, s)
+        await start_client(relay_producer, s)
+        await start_client(consumer, s)
         self.relay = Relay(url, relay_producer, s.topic_prefix + LEDGER, self.metrics)
         ingest = LedgerConsumer(
             consumer,

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from services.replenisher.api import replenishment_routes
 from services.replenisher.app import default_policy
 from shared.http import error, health_routes, serve_http
-from shared.kafka import Assignment, batch_consumer, producer, readiness
+from shared.kafka import Assignment, batch_consumer, producer, readiness, start_client
 from shared.runner import sleep_unless
 from shared.settings import Settings
 from shared.topics import LEDGER, LEVELS
@@ -85,8 +85,8 @@ class ProjectorService:
         model = ReadModel(self.pool)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "projector", self.assignment)
         levels = producer(s)
-        await levels.start()
-        await consumer.start()
+        await start_client(levels, s)
+        await start_client(consumer, s)
         projector = ProjectorConsumer(
             consumer,
             levels,

@@ -19,6 +19,7 @@ from shared.kafka import (
     next_offsets,
     producer,
     readiness,
+    start_client,
 )
 from shared.runner import retry, sleep_unless
 from shared.settings import Settings
@@ -60,8 +61,8 @@ class ReplenisherService:
         store = ReplenisherStore(self.pool, self.policy)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "replenisher", self.assignment)
         requests = producer(s)
-        await requests.start()
-        await consumer.start()
+        await start_client(requests, s)
+        await start_client(consumer, s)
         outbox = RequestOutbox(url, requests, s.topic_prefix + REPLENISHMENT_REQUESTS, self.metrics)
 
         async def handle(records: list[Record]) -> bool:
