@@ -19,6 +19,8 @@ BEGIN
     END LOOP;
 END $$;
 
+-- No role creates objects (PostgreSQL 15 and later refuse it by default already).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO stockledger_ledger, stockledger_projector, stockledger_api,
     stockledger_replenisher;
 
