@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -67,17 +68,28 @@ class BrokerRefusedError(RuntimeError):
     verify."""
 
 
-async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, settings: Settings) -> None:
-    """Start an aiokafka client. When it cannot reach the brokers, one direct connection finds
-    out whether they refused it and raises :class:`BrokerRefusedError` saying why (aiokafka
-    itself says only that it could not bootstrap)."""
-    try:
-        await client.start()
-    except KafkaConnectionError as exc:
-        reason = await _refusal(settings)
-        if reason is None:
-            raise
-        raise BrokerRefusedError(reason) from exc
+async def start_client(
+    client: AIOKafkaProducer | AIOKafkaConsumer, settings: Settings, patience: float = 30.0
+) -> None:
+    """Start an aiokafka client, waiting up to ``patience`` seconds for brokers that are away (a
+    broker restarting as the service starts). Brokers that refuse the client are not waited for:
+    one direct connection finds out why and :class:`BrokerRefusedError` says so (aiokafka itself
+    says only that it could not bootstrap)."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            await client.start()
+            return
+        except KafkaConnectionError as exc:
+            reason = await _refusal(settings)
+            if reason is not None:
+                raise BrokerRefusedError(reason) from exc
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Kafka unreachable; trying again", extra={"in_seconds": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def _refusal(settings: Settings) -> str | None:
