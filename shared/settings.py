@@ -102,9 +102,12 @@ class Settings(BaseSettings):
         values = [self.api_token.get_secret_value(), self.kafka_sasl_password.get_secret_value()]
         for url in (self.database_url, self.api_database_url):
             if url is not None:
-                text = url.get_secret_value()
-                password = urlsplit(text).password or ""
-                values += [text, password, unquote(password)]
+                parts = urlsplit(url.get_secret_value())
+                values.append(parts.geturl())
+                # a password equal to its user name hides nothing the log does not show, and
+                # blanking it would blank the name everywhere (the local owner's, for one)
+                if parts.password and parts.password != parts.username:
+                    values += [parts.password, unquote(parts.password)]
         return [v for v in values if v]
 
     def _with_tls(self, url: SecretStr) -> str:

@@ -71,3 +71,9 @@ def test_lines_without_secrets_are_unchanged() -> None:
     plain = orjson.loads(_line(JsonFormatter(), "ledger started", topics=["a"]))
     scrubbed = orjson.loads(_line(JsonFormatter(["token-1234"]), "ledger started", topics=["a"]))
     assert {**scrubbed, "time": None} == {**plain, "time": None}
+
+
+def test_a_password_equal_to_its_user_name_is_not_blanked_everywhere() -> None:
+    owner = Settings(database_url=SecretStr("postgresql://stockledger:stockledger@h/stockledger"))
+    assert "stockledger" not in owner.secret_values()
+    assert "postgresql://stockledger:stockledger@h/stockledger" in owner.secret_values()
