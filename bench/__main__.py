@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
+from shared.kafka import client_options
 from shared.settings import Settings
 
 from .endtoend import retail_replay, sustained
@@ -42,7 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 async def produce(settings: Settings, count: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         linger_ms=20,
         enable_idempotence=True,
         max_batch_size=512 * 1024,

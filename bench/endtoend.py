@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka import Producer
 
 from shared.events.codec import Rejection, decode
+from shared.kafka import client_options, librdkafka_options
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER, topic_specs
 
@@ -135,9 +136,9 @@ class LagProbe:
         self.groups["projector"] = (f"{group}.projector", self.entries)
         if replenisher:
             self.groups["replenisher"] = (f"{group}.replenisher", self.entries)
-        servers = settings.kafka_bootstrap_servers
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=servers)
-        self.offsets = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        client = client_options(settings)
+        self.admin = AIOKafkaAdminClient(**client)
+        self.offsets = AIOKafkaConsumer(**client, enable_auto_commit=False)
         self.conn: asyncpg.Connection | None = None
 
     async def start(self) -> LagProbe:
@@ -185,7 +186,7 @@ def c_producer(settings: Settings) -> Producer:
     it can on a shared two-core machine."""
     return Producer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **librdkafka_options(settings),
             "enable.idempotence": True,
             "linger.ms": 5,
             "batch.size": 1024 * 1024,

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS
 
@@ -22,7 +23,7 @@ async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
     """A bare aiokafka consumer reading the same input topics, doing nothing: msgs/s."""
     consumer = AIOKafkaConsumer(
         *(settings.topic_prefix + t for t in INPUT_TOPICS),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=settings.batch_max_records,

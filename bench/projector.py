@@ -15,6 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.projector.rebuild import rebuild
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import LEVELS, SCANS
 
@@ -70,14 +71,12 @@ async def event_to_visible(settings: Settings, rate: int, seconds: float) -> dic
     it no later)."""
     levels = AIOKafkaConsumer(
         settings.topic_prefix + LEVELS,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         auto_offset_reset="latest",
     )
     await levels.start()
     await asyncio.sleep(1)  # the consumer's partitions positioned at the end
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=0
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, linger_ms=0)
     await producer.start()
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}

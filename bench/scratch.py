@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka import client_options
 from shared.migrate import migrate
 from shared.settings import Settings
 from shared.topics import create_topics, topic_specs
@@ -41,7 +42,7 @@ async def drop_database(base: Settings, name: str) -> None:
 
 async def drop_scratch(base: Settings, name: str, prefix: str) -> None:
     await drop_database(base, name)
-    kafka = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    kafka = AIOKafkaAdminClient(**client_options(base))
     await kafka.start()
     try:
         await kafka.delete_topics([s.name for s in topic_specs(prefix)])
@@ -65,7 +66,8 @@ async def scratch_stack(base: Settings, keep: bool) -> AsyncIterator[tuple[Setti
         }
     )
     try:
-        await create_topics(settings.kafka_bootstrap_servers, prefix)
+        client = client_options(settings)
+        await create_topics(client.pop("bootstrap_servers"), prefix, **client)
         yield settings, database_url, tag
     finally:
         if not keep:

@@ -70,10 +70,10 @@ def key_of(event: Any) -> bytes:
 async def publish(path: Path, settings: Settings) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from .kafka import client_options
+
     messages = list(read_events(path))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, linger_ms=5)
     await producer.start()
     refused = 0
     try:

@@ -39,6 +39,20 @@ def answers_errors(handler: Handler) -> Handler:
     return wrapped
 
 
+async def body_within(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it proves longer than ``limit`` bytes (declared or
+    streamed): a client cannot make the service read or hold more than that."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def health_routes(registry: CollectorRegistry, readiness: ReadinessCheck) -> list[Route]:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    CommitFailedError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
 from .settings import Settings
@@ -20,10 +32,89 @@ log = logging.getLogger(__name__)
 Record = Any  # aiokafka.ConsumerRecord[bytes, bytes]
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """What every aiokafka client needs to reach the brokers: their addresses and, when the
+    settings ask for it, TLS (verified against ``kafka_ssl_cafile``) and SASL credentials."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+def librdkafka_options(settings: Settings) -> dict[str, Any]:
+    """The same as :func:`client_options`, in librdkafka's (confluent-kafka's) terms."""
+    options: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile:
+        options["ssl.ca.location"] = settings.kafka_ssl_cafile
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl.mechanisms"] = settings.kafka_sasl_mechanism
+        options["sasl.username"] = settings.kafka_sasl_username
+        options["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+class BrokerRefusedError(RuntimeError):
+    """The brokers refused this client: its SASL credentials or mechanism, or TLS that does not
+    verify."""
+
+
+async def start_client(
+    client: AIOKafkaProducer | AIOKafkaConsumer, settings: Settings, patience: float = 30.0
+) -> None:
+    """Start an aiokafka client, waiting up to ``patience`` seconds for brokers that are away (a
+    broker restarting as the service starts). Brokers that refuse the client are not waited for:
+    one direct connection finds out why and :class:`BrokerRefusedError` says so (aiokafka itself
+    says only that it could not bootstrap)."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            await client.start()
+            return
+        except KafkaConnectionError as exc:
+            reason = await _refusal(settings)
+            if reason is not None:
+                raise BrokerRefusedError(reason) from exc
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Kafka unreachable; trying again", extra={"in_seconds": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _refusal(settings: Settings) -> str | None:
+    """Why the first broker refuses a connection with these settings; None if it does not."""
+    options = client_options(settings)
+    first = options.pop("bootstrap_servers").split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    refused = (SaslAuthenticationFailed, AuthenticationFailedError, UnsupportedSaslMechanismError)
+    try:
+        conn = await create_conn(host, int(port), **options)
+    except (*refused, ssl.SSLError) as exc:
+        who = f"{settings.kafka_security_protocol}"
+        if settings.kafka_security_protocol.startswith("SASL_"):
+            who += f", {settings.kafka_sasl_mechanism} as {settings.kafka_sasl_username!r}"
+        return f"the Kafka broker {first} refused this client ({who}): {exc}"
+    except (OSError, KafkaError, TimeoutError):
+        return None
+    conn.close()
+    return None
+
+
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     """An idempotent producer (acks=all): a retried send is written once."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         enable_idempotence=True,
         acks="all",
         linger_ms=options.pop("linger_ms", 5),
@@ -59,7 +150,7 @@ def batch_consumer(
 ) -> AIOKafkaConsumer:
     """A consumer for at-least-once batches: starts at the earliest offset, commits by hand."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"{settings.consumer_group_prefix}.{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

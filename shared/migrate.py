@@ -48,7 +48,7 @@ def main() -> None:
     from shared.settings import Settings
 
     settings = Settings()
-    applied = asyncio.run(migrate(settings.database_url.get_secret_value()))
+    applied = asyncio.run(migrate(settings.database_dsn()))
     total = len(migration_files())
     print(f"migrations: {len(applied)} applied, {total - len(applied)} already there")
 

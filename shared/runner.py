@@ -34,7 +34,7 @@ class Service(Protocol):
 
 
 def run_service(service: Service, settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secret_values())
     # A batch creates tens of thousands of short-lived objects; with the default thresholds the
     # collector runs so often that it took half of the ledger's fold time (measured).
     gc.set_threshold(50_000, 20, 100)
@@ -70,8 +70,12 @@ def run_service(service: Service, settings: Settings) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await service.run()
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main())
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    except Exception:  # logged, so that the traceback goes through the secrets' redaction too
+        log.exception("the service stopped on an error")
+        raise SystemExit(1) from None
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:

@@ -1,13 +1,21 @@
 """Settings for every service, read from the environment when a service is built, never at import.
 
 Every variable has the prefix ``STOCKLEDGER_``; the Kafka and PostgreSQL addresses also accept the
-common unprefixed names ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``.
+common unprefixed names ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL``. Passwords, tokens and
+connection URLs are ``SecretStr``: printed or logged, they show as ``**********``.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 
 class Settings(BaseSettings):
@@ -26,6 +34,28 @@ class Settings(BaseSettings):
         default=SecretStr("postgresql://stockledger:stockledger@127.0.0.1:5433/stockledger"),
         validation_alias=AliasChoices("STOCKLEDGER_DATABASE_URL", "DATABASE_URL"),
         description="PostgreSQL connection URL (libpq form).",
+    )
+    api_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of the HTTP API's pool (its own role); unset: database_url.",
+    )
+    database_sslmode: SslMode | None = Field(
+        default=None,
+        description="libpq sslmode for every PostgreSQL connection; unset: the URL's, or prefer.",
+    )
+    database_sslrootcert: str | None = Field(
+        default=None, description="CA certificate file that verifies the PostgreSQL server."
+    )
+    kafka_security_protocol: KafkaProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN."
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL user name.")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(
+        default=None, description="CA certificate file that verifies the brokers (PEM)."
     )
     topic_prefix: str = Field(
         default="",
@@ -68,3 +98,35 @@ class Settings(BaseSettings):
     default_service_level: float = Field(
         default=0.95, gt=0.5, lt=1, description="Service level of items without a policy."
     )
+
+    def database_dsn(self) -> str:
+        """The URL the service connects with, the TLS settings added."""
+        return self._with_tls(self.database_url)
+
+    def api_database_dsn(self) -> str:
+        """The URL of the HTTP API's pool, the TLS settings added."""
+        return self._with_tls(self.api_database_url or self.database_url)
+
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, as it could appear in text: the API token, the SASL
+        password, and the database URLs and their passwords (as written and decoded)."""
+        values = [self.api_token.get_secret_value(), self.kafka_sasl_password.get_secret_value()]
+        for url in (self.database_url, self.api_database_url):
+            if url is not None:
+                parts = urlsplit(url.get_secret_value())
+                values.append(parts.geturl())
+                # a password equal to its user name hides nothing the log does not show, and
+                # blanking it would blank the name everywhere (the local owner's, for one)
+                if parts.password and parts.password != parts.username:
+                    values += [parts.password, unquote(parts.password)]
+        return [v for v in values if v]
+
+    def _with_tls(self, url: SecretStr) -> str:
+        """``url`` with ``sslmode`` and ``sslrootcert`` set from the settings, when given."""
+        options = {"sslmode": self.database_sslmode, "sslrootcert": self.database_sslrootcert}
+        given = {k: v for k, v in options.items() if v is not None}
+        parts = urlsplit(url.get_secret_value())
+        if not given:
+            return parts.geturl()
+        query = dict(parse_qsl(parts.query)) | given
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))

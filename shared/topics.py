@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 SCANS = "inventory.scans.v1"
 ORDERS = "commerce.orders.v1"
@@ -46,16 +47,17 @@ def topic_specs(prefix: str = "") -> list[TopicSpec]:
     return inputs + dlqs + outputs
 
 
-async def create_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
+async def create_topics(bootstrap_servers: str, prefix: str = "", **client: Any) -> list[str]:
     """Create the topics that do not exist yet and wait until the broker lists them all.
 
-    Returns the names created. Safe to run twice, or from two processes at once.
+    Returns the names created. Safe to run twice, or from two processes at once. ``client``
+    holds the admin client's security options (``shared.kafka.client_options``).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     specs = topic_specs(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -77,10 +79,13 @@ async def create_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
 
 
 def main() -> None:
+    from shared.kafka import client_options
     from shared.settings import Settings
 
     settings = Settings()
-    created = asyncio.run(create_topics(settings.kafka_bootstrap_servers, settings.topic_prefix))
+    options = client_options(settings)
+    servers = options.pop("bootstrap_servers")
+    created = asyncio.run(create_topics(servers, settings.topic_prefix, **options))
     print(f"topics: {len(created)} created, {len(topic_specs()) - len(created)} already there")
 
 

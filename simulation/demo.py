@@ -33,6 +33,7 @@ from rich.table import Table
 from bench.retail import DATA, retail_events
 from services.replenisher.app import default_policy
 from services.replenisher.forecasting import refresh_forecasts
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_REQUESTS, REPLENISHMENT_UPDATES, SCANS
 
@@ -123,7 +124,7 @@ class Demo:
         self.due: list[tuple[datetime, int, dict[str, Any]]] = []  # warehouse receipts
         self.seq = itertools.count()
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             enable_idempotence=True,
             linger_ms=10,
         )
@@ -164,7 +165,7 @@ class Demo:
         """Confirm every request at once and deliver it when it is due (in history time)."""
         consumer = AIOKafkaConsumer(
             self.settings.topic_prefix + REPLENISHMENT_REQUESTS,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             group_id=f"demo-warehouses-{uuid.uuid4().hex[:6]}",
             auto_offset_reset="latest",
         )
@@ -320,9 +321,7 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, demo.stopping.set)
-    pool = await asyncpg.create_pool(
-        settings.database_url.get_secret_value(), min_size=1, max_size=3
-    )
+    pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1, max_size=3)
     await demo.producer.start()
     try:
         async with asyncio.TaskGroup() as tasks:

@@ -9,6 +9,7 @@ migrated template) and a unique topic prefix and consumer group per test.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import asyncpg
 import pytest
 
 from shared.migrate import migrate
+from shared.roles import ROLES, login_url, set_password
 from shared.settings import Settings
 from shared.topics import create_topics, topic_specs
 
@@ -122,3 +124,26 @@ def settings(servers: Servers, database_url: str, topic_prefix: str) -> Settings
         consumer_group_prefix=f"{topic_prefix}stockledger",
         batch_timeout_ms=20,
     )
+
+
+@pytest.fixture
+async def role_urls(database_url: str) -> AsyncIterator[dict[str, str]]:
+    """Per service, a URL of the test database for a login role that is a member of the
+    service's role (the way an operator grants a role to a login of their own)."""
+    tag = uuid.uuid4().hex[:8]
+    logins = {service: f"t{tag}_{service}" for service in ROLES}
+    # characters a URL must escape, so that the escaping is exercised too
+    passwords = {service: f"p@ss:{secrets.token_urlsafe(12)}" for service in ROLES}
+    owner = await asyncpg.connect(database_url)
+    try:
+        for service, login in logins.items():
+            await owner.execute(f"CREATE ROLE {login} IN ROLE {ROLES[service]}")
+            await set_password(owner, login, passwords[service])
+        yield {s: login_url(database_url, login, passwords[s]) for s, login in logins.items()}
+    finally:
+        for login in logins.values():
+            await owner.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", login
+            )
+            await owner.execute(f"DROP ROLE IF EXISTS {login}")
+        await owner.close()

@@ -24,10 +24,39 @@ EXTERNAL_DATABASE="${DATABASE_URL:-}"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://${PG_USER:-stockledger}:${PG_PASSWORD:-stockledger}@127.0.0.1:${PG_PORT:-5433}/${PG_DATABASE:-stockledger}}"
 
+# Each service connects as its own PostgreSQL role (migration 0004_roles.sql), with the password
+# in PG_<SERVICE>_PASSWORD, or else one generated once for this stack and kept, readable by its
+# owner only, in $STATE_DIR/secrets/pg-<service>.
+ROLE_SERVICES=(ledger projector api replenisher)
+SECRETS_DIR="$STATE_DIR/secrets"
+
+export_role_passwords() {
+  local service var file
+  for service in "${ROLE_SERVICES[@]}"; do
+    var="PG_${service^^}_PASSWORD" file="$SECRETS_DIR/pg-$service"
+    if [ -z "${!var:-}" ]; then
+      if [ ! -s "$file" ]; then
+        (umask 077 && mkdir -p "$SECRETS_DIR" && "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))' >"$file")
+      fi
+      export "$var=$(cat "$file")"
+    fi
+  done
+}
+
+# The environment a service starts with: its database URLs (the projector's HTTP API has its own).
+service_env() {
+  local role=$1
+  [ "$role" = relay ] && role=ledger # the ledger's relay runs with the ledger's role
+  echo "DATABASE_URL=$("$PY" -m shared.roles url "$role")"
+  if [ "$1" = projector ]; then echo "STOCKLEDGER_API_DATABASE_URL=$("$PY" -m shared.roles url api)"; fi
+}
+
 infra() {
   if [ -n "$EXTERNAL_KAFKA" ]; then say "kafka: using $EXTERNAL_KAFKA"; else "$SCRIPTS/kafka.sh" start; fi
   if [ -n "$EXTERNAL_DATABASE" ]; then say "postgres: using DATABASE_URL"; else "$SCRIPTS/postgres.sh" start; fi
   "$PY" -m shared.migrate
+  export_role_passwords
+  "$PY" -m shared.roles passwords
   "$PY" -m shared.topics
 }
 
@@ -38,17 +67,21 @@ service_exists() {
 }
 
 start_services() {
-  local entry name module port vars pidfile
+  local entry name module port vars pidfile envs
+  export_role_passwords
   for entry in "${SERVICES[@]}"; do
     IFS=: read -r name module port vars <<<"$entry"
     service_exists "$module" || continue
     pidfile="$RUN_DIR/$name.pid"
     if pid_alive "$pidfile"; then say "$name: already running"; continue; fi
     port_open "$port" && die "port $port is already in use by another program; stop it or change the port"
+    envs="$(service_env "$name")" || die "$name: could not build its database URLs"
+    mapfile -t envs <<<"$envs"
     (
       cd "$ROOT"
       # shellcheck disable=SC2086 # vars holds VAR=value words
-      env STOCKLEDGER_METRICS_PORT="$port" $vars setsid "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+      env "${envs[@]}" STOCKLEDGER_METRICS_PORT="$port" $vars \
+        setsid "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
       echo $! >"$pidfile"
     )
   done

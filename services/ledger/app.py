@@ -9,7 +9,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.http import health_app, serve_http
-from shared.kafka import Assignment, batch_consumer, producer, readiness
+from shared.kafka import Assignment, batch_consumer, producer, readiness, start_client
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER
 
@@ -44,7 +44,7 @@ class LedgerService:
 
     async def run(self) -> None:
         s = self.settings
-        url = s.database_url.get_secret_value()
+        url = s.database_dsn()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
         producers: list[AIOKafkaProducer] = []
         consumer = None
@@ -55,7 +55,7 @@ class LedgerService:
                         s, [s.topic_prefix + t for t in INPUT_TOPICS], "ledger", self.assignment
                     )
                     dlq_producer = await self._producer(producers)
-                    await consumer.start()
+                    await start_client(consumer, s)
                     ingest = LedgerConsumer(
                         consumer,
                         dlq_producer,
@@ -85,7 +85,7 @@ class LedgerService:
 
     async def _producer(self, started: list[AIOKafkaProducer]) -> AIOKafkaProducer:
         p = producer(self.settings)
-        await p.start()
+        await start_client(p, self.settings)
         started.append(p)
         return p
 

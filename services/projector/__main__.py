@@ -24,7 +24,7 @@ def rebuild_with_progress(settings: Settings) -> None:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = asyncio.run(rebuild(settings.database_url.get_secret_value(), progress=progress))
+        result = asyncio.run(rebuild(settings.database_dsn(), progress=progress))
     print(
         f"rebuilt {result.items:,} items from {result.entries:,} ledger entries in "
         f"{result.seconds:.1f}s ({result.entries_per_second:,.0f} entries/s)"

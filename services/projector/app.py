@@ -17,7 +17,7 @@ from starlette.routing import Route
 from services.replenisher.api import replenishment_routes
 from services.replenisher.app import default_policy
 from shared.http import error, health_routes, serve_http
-from shared.kafka import Assignment, batch_consumer, producer, readiness
+from shared.kafka import Assignment, batch_consumer, producer, readiness, start_client
 from shared.runner import sleep_unless
 from shared.settings import Settings
 from shared.topics import LEDGER, LEVELS
@@ -67,20 +67,26 @@ class ProjectorService:
         self.stopping = asyncio.Event()
         self.assignment = Assignment()
         self.pool: asyncpg.Pool | None = None
+        self.api_pool: asyncpg.Pool | None = None
 
     async def ready(self) -> dict[str, bool]:
-        return await readiness(self.pool, self.assignment)
+        checks = await readiness(self.pool, self.assignment)
+        api = self.api_pool is not None and await self.api_pool.fetchval("SELECT true") is True
+        return {**checks, "api_postgresql": api}
 
     async def run(self) -> None:
         s = self.settings
-        self.pool = await asyncpg.create_pool(
-            s.database_url.get_secret_value(), min_size=1, max_size=s.db_pool_size
+        # The consumer writes the read model; the API reads (and sets policies) with a role of
+        # its own, through a pool of its own.
+        self.pool = await asyncpg.create_pool(s.database_dsn(), min_size=1, max_size=s.db_pool_size)
+        self.api_pool = await asyncpg.create_pool(
+            s.api_database_dsn(), min_size=1, max_size=s.db_pool_size
         )
         model = ReadModel(self.pool)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "projector", self.assignment)
         levels = producer(s)
-        await levels.start()
-        await consumer.start()
+        await start_client(levels, s)
+        await start_client(consumer, s)
         projector = ProjectorConsumer(
             consumer,
             levels,
@@ -90,7 +96,7 @@ class ProjectorService:
             s.batch_max_records,
             s.batch_timeout_ms,
         )
-        api = create_api(model, self.metrics, self, s)
+        api = create_api(ReadModel(self.api_pool), self.metrics, self, s)
         log.info("projector started", extra={"port": s.http_port})
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -100,6 +106,7 @@ class ProjectorService:
         finally:
             await consumer.stop()
             await levels.stop()
+            await self.api_pool.close()
             await self.pool.close()
             log.info("projector stopped")
 

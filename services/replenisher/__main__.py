@@ -17,7 +17,7 @@ from .forecasting import refresh_forecasts
 
 
 async def forecast_now(settings: Settings) -> None:
-    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1)
+    pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1)
     try:
         with Progress("forecasting", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
             task = bar.add_task("forecast", total=None)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared import params
-from shared.http import answers_errors, error
+from shared.http import answers_errors, body_within, error
 from shared.settings import Settings
 
 from .adapters.store import forecast_of
@@ -89,8 +89,8 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
             return refused
         q = request.query_params
         sku, location = params.required_code(q, "sku"), params.required_code(q, "location")
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
+        raw = await body_within(request, MAX_BODY)
+        if raw is None:
             return error(413, "too_large", f"the body is limited to {MAX_BODY} bytes")
         try:
             policy = Policy.model_validate_json(raw)

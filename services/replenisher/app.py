@@ -19,6 +19,7 @@ from shared.kafka import (
     next_offsets,
     producer,
     readiness,
+    start_client,
 )
 from shared.runner import retry, sleep_unless
 from shared.settings import Settings
@@ -55,13 +56,13 @@ class ReplenisherService:
 
     async def run(self) -> None:
         s = self.settings
-        url = s.database_url.get_secret_value()
+        url = s.database_dsn()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
         store = ReplenisherStore(self.pool, self.policy)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "replenisher", self.assignment)
         requests = producer(s)
-        await requests.start()
-        await consumer.start()
+        await start_client(requests, s)
+        await start_client(consumer, s)
         outbox = RequestOutbox(url, requests, s.topic_prefix + REPLENISHMENT_REQUESTS, self.metrics)
 
         async def handle(records: list[Record]) -> bool:

@@ -191,3 +191,22 @@ async def test_two_replenishers_in_one_group_raise_no_duplicate(settings: Settin
     requests = await requests_of(settings)
     assert sorted(r["sku"] for r in requests) == sorted(f"SKU-{n}" for n in range(20))
     assert all(r["qty"] == 22 for r in requests)
+
+
+async def test_a_policy_body_over_64_kib_is_refused_declared_or_streamed(
+    suite: tuple[Settings, httpx.AsyncClient],
+) -> None:
+    _, client = suite
+    where = {"sku": "MUG", "location": "UK"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    declared = await client.put("/v1/policies", params=where, content=b" " * 1024**2, headers=auth)
+    assert declared.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        for _ in range(3):
+            yield b" " * 32 * 1024
+
+    streamed = await client.put("/v1/policies", params=where, content=chunks(), headers=auth)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"] == "too_large"
+    assert (await put_policy(client, "MUG", MIN_MAX)).status_code == 200

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from shared.roles import ROLES, password_variable
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +191,16 @@ def test_grafana_loads_dashboards_from_where_compose_mounts_them(services):
     mounted = {v.split(":")[1] for v in services["grafana"]["volumes"] if isinstance(v, str)}
     assert paths == {"/var/lib/grafana/dashboards"}
     assert paths <= mounted
+
+
+def test_each_service_connects_to_postgres_with_its_own_role(services):
+    def user(service: str, variable: str = "DATABASE_URL") -> str | None:
+        return urlsplit(environment_of(services[service])[variable]).username
+
+    assert {s: user(s) for s in ("ledger", "projector", "replenisher")} == {
+        s: ROLES[s] for s in ("ledger", "projector", "replenisher")
+    }
+    assert user("projector", "STOCKLEDGER_API_DATABASE_URL") == ROLES["api"]
+    init = services["init"]
+    assert "shared.roles" in modules_run_by(init)
+    assert {password_variable(s) for s in ROLES} <= set(environment_of(init))
