@@ -162,6 +162,8 @@ def _schemas() -> dict[str, Any]:
                 {"$ref": "#/components/schemas/StockLevel"},
                 {
                     "type": "object",
+                    "description": "Every location of the sku and their total.",
+                    "required": ["sku", "locations", "total"],
                     "properties": {
                         "sku": {"type": "string"},
                         "locations": {
