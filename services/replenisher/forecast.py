@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 Matrix = NDArray[np.float64]  # items × days
-ALPHAS = (0.05, 0.1, 0.2, 0.3)
+ALPHAS = (0.05, 0.1)  # larger ones jump after each demand day of an intermittent series
 MIN_HISTORY_DAYS = 14
 OUTLIER_FACTOR = 2.0
 
