@@ -35,8 +35,8 @@ class Forecast:
     # one-step error, outliers capped (σ for normal errors)
     holdout_mae: float  # mean absolute error on the held-out days
     history_days: int
-    demand_size: float = 1.0  # mean units on a day with demand (outliers capped): how large
-    # an order line usually is; 0 or 1 when unknown
+    demand_size: float = 1.0  # mean units on a day with demand (outliers capped): one order
+    # line's size for most items, a day's lines for busy ones; 0 or 1 when unknown
 
 
 def cap_outliers(y: NDArray[np.float64]) -> Matrix:

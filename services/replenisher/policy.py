@@ -37,7 +37,7 @@ class Policy(BaseModel):
         gt=0.5,
         lt=1,
         description="forecast: the chance that the stock at reordering covers the lead time,"
-        " for an item ordered one unit per line; lines of n units: a stockout risk n times"
+        " for an item whose days with demand ask one unit; n units: a stockout risk n times"
         " as large (at most 0.5).",
     )
     min_order: int = Field(default=1, ge=1, description="The smallest quantity to request.")
@@ -61,7 +61,7 @@ class Figures:
     safety_stock: float = 0.0
     daily_demand: float = 0.0
     demand_sd: float = 0.0
-    cycle_service: float = 0.0  # forecast: the item's own service level, by its line size
+    cycle_service: float = 0.0  # forecast: the item's own service level, by its demand size
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,16 @@ def figures_for(policy: Policy, demand: Forecast | None) -> Figures | None:
     )
 
 
-def cycle_service(service_level: float, line_size: float) -> float:
-    """The chance of no stockout over a lead time aimed at for an item whose order lines are
-    ``line_size`` units: the risk ``1 − service_level`` times the line size, at most 0.5.
+def cycle_service(service_level: float, demand_size: float) -> float:
+    """The chance of no stockout over a lead time aimed at for an item whose days with demand
+    ask ``demand_size`` units on average: the risk ``1 − service_level`` times that size, at
+    most 0.5.
 
-    What is measured is lines served, and a unit of safety stock saves a whole line of one unit
-    but only a tenth of a line of ten, so the stock is spent where it serves most lines: the
-    risk of running out grows in proportion to the size of the item's lines."""
-    risk = (1 - service_level) * max(line_size, 1.0)
+    What is measured is order lines served, and a unit of safety stock saves a whole line of
+    one unit but only a tenth of a line of ten, so the stock is spent where it serves most
+    lines: the risk of running out grows with the size of what the item's customers ask at a
+    time (for most items a day with demand is one line)."""
+    risk = (1 - service_level) * max(demand_size, 1.0)
     return max(0.5, 1 - risk)
 
 

@@ -71,7 +71,7 @@ def test_a_wholesale_spike_is_capped_at_twice_the_median_demand_day() -> None:
     assert cap_outliers(np.zeros((1, 3))).tolist() == [[0, 0, 0]]
 
 
-def test_one_spike_moves_neither_the_level_nor_the_spread_nor_the_line_size_much() -> None:
+def test_one_spike_moves_neither_the_level_nor_the_spread_nor_the_demand_size_much() -> None:
     y = intermittent(120, 0.5, 6.0, seed=5)
     spiked = y.copy()
     spiked[-10] = 2000
