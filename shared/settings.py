@@ -96,7 +96,10 @@ class Settings(BaseSettings):
         default=7.0, ge=0, description="Review period of items without a policy of their own."
     )
     default_service_level: float = Field(
-        default=0.95, gt=0.5, lt=1, description="Service level of items without a policy."
+        default=0.98,
+        gt=0.5,
+        lt=1,
+        description="Service level of items without a policy (for lines of one unit).",
     )
 
     def database_dsn(self) -> str:

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="read only the first ROWS rows")
     parser.add_argument("--lead-time-days", type=int, default=7)
     parser.add_argument("--review-days", type=int, default=7)
-    parser.add_argument("--service-level", type=float, default=0.95)
+    parser.add_argument("--service-level", type=float, default=0.98)
     parser.add_argument(
         "--json",
         type=Path,

@@ -38,7 +38,7 @@ class SimConfig:
     policy: str = "forecast"
     lead_time_days: int = 7
     review_days: int = 7
-    service_level: float = 0.95
+    service_level: float = 0.98
     baseline_days: int = 28
     opening_days: int = 14
 

@@ -44,7 +44,8 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
         sku, location = params.required_code(q, "sku"), params.required_code(q, "location")
         row = await pool.fetchrow(
             "SELECT p.policy, f.method, f.daily_demand, f.demand_sd, f.holdout_mae,"
-            " f.history_days, f.computed_at FROM (SELECT $1::text AS sku, $2::text AS location) k"
+            " f.history_days, f.demand_size, f.computed_at"
+            " FROM (SELECT $1::text AS sku, $2::text AS location) k"
             " LEFT JOIN replenishment_policies p USING (sku, location)"
             " LEFT JOIN replenishment_forecasts f USING (sku, location)",
             sku,
@@ -70,12 +71,14 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
                 "demand_sd": demand.demand_sd,
                 "holdout_mae": demand.holdout_mae,
                 "history_days": demand.history_days,
+                "demand_size": demand.demand_size,
                 "computed_at": row["computed_at"].isoformat().replace("+00:00", "Z"),
             }
         if figures is not None:
             body["figures"] = {
                 "daily_demand": figures.daily_demand,
                 "demand_sd": figures.demand_sd,
+                "cycle_service_level": figures.cycle_service,
                 "safety_stock": figures.safety_stock,
                 "reorder_point": figures.reorder_point,
                 "order_up_to": figures.order_up_to,

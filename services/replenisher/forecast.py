@@ -5,6 +5,11 @@ included), one per item. The methods run on many series at once (rows of a matri
 an item's first day are NaN and leave its state alone). Each method is fitted on all but the
 last held-out days with a few smoothing constants; the method and constants with the lowest
 mean absolute error on the held-out days win for that series, and are refitted on all of it.
+
+Outliers: a day's demand above ``OUTLIER_FACTOR`` × the series' median demand on days with
+demand (the lower median: with two such days, the smaller) counts as that cap. One wholesale
+order of thousands among lines of dozens would otherwise raise the level and the spread for
+weeks, and the stock ordered for it would mostly wait for a next such order that seldom comes.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 Matrix = NDArray[np.float64]  # items × days
-ALPHAS = (0.05, 0.1, 0.2, 0.3)
+ALPHAS = (0.05, 0.1)  # larger ones jump after each demand day of an intermittent series
 MIN_HISTORY_DAYS = 14
+OUTLIER_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -26,9 +32,23 @@ class Forecast:
     method: str
     daily_demand: float  # expected units per day
     demand_sd: float  # spread of daily demand around the forecast: 1.25 × mean absolute
-    # one-step error (σ for normal errors, and not blown up by one wholesale spike as RMSE is)
+    # one-step error, outliers capped (σ for normal errors)
     holdout_mae: float  # mean absolute error on the held-out days
     history_days: int
+    demand_size: float = 1.0  # mean units on a day with demand (outliers capped): one order
+    # line's size for most items, a day's lines for busy ones; 0 or 1 when unknown
+
+
+def cap_outliers(y: NDArray[np.float64]) -> Matrix:
+    """Each day's demand capped at ``OUTLIER_FACTOR`` × the lower median of the series' days
+    with demand (NaN days stay NaN)."""
+    y = _rows(y)
+    positive = np.nan_to_num(y) > 0
+    counts = positive.sum(axis=1)
+    ranked = np.sort(np.where(positive, y, np.inf), axis=1)
+    lower_median = ranked[np.arange(len(y)), np.maximum(counts - 1, 0) // 2]
+    cap = np.where(counts > 0, OUTLIER_FACTOR * lower_median, np.inf)
+    return np.minimum(y, cap[:, None])
 
 
 def _rows(y: NDArray[np.float64]) -> Matrix:
@@ -131,6 +151,7 @@ def forecast_many(histories: Sequence[Sequence[float]]) -> list[Forecast | None]
             y[i, days - len(h) :] = h
     if days < MIN_HISTORY_DAYS:
         return [None] * len(histories)
+    y = cap_outliers(y)
     # Column t of a fit is the forecast made before day t from the days before it, so the
     # forecast a series would have had at the start of its held-out days is read, not refitted.
     lengths = np.array([len(h) for h in histories])
@@ -161,6 +182,7 @@ def forecast_many(histories: Sequence[Sequence[float]]) -> list[Forecast | None]
         residuals = y[i] - fitted[:-1]
         residuals = residuals[~np.isnan(residuals)][1:]
         mae = float(errors[best[i], i])
+        demand_days = y[i][np.nan_to_num(y[i]) > 0]
         results.append(
             Forecast(
                 method=name,
@@ -168,6 +190,7 @@ def forecast_many(histories: Sequence[Sequence[float]]) -> list[Forecast | None]
                 demand_sd=float(1.25 * np.mean(np.abs(residuals))) if len(residuals) else 0.0,
                 holdout_mae=mae if np.isfinite(mae) else 0.0,
                 history_days=len(h),
+                demand_size=float(np.mean(demand_days)),
             )
         )
     return results

@@ -53,12 +53,13 @@ async def refresh_forecasts(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO replenishment_forecasts (sku, location, method, daily_demand, demand_sd,"
-            " holdout_mae, history_days) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-            " $4::float8[], $5::float8[], $6::float8[], $7::int[])"
+            " holdout_mae, history_days, demand_size) SELECT * FROM unnest($1::text[],"
+            " $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[], $7::int[],"
+            " $8::float8[])"
             " ON CONFLICT (sku, location) DO UPDATE SET method = EXCLUDED.method,"
             " daily_demand = EXCLUDED.daily_demand, demand_sd = EXCLUDED.demand_sd,"
             " holdout_mae = EXCLUDED.holdout_mae, history_days = EXCLUDED.history_days,"
-            " computed_at = now()",
+            " demand_size = EXCLUDED.demand_size, computed_at = now()",
             [k[0] for k in keys],
             [k[1] for k in keys],
             [results[k].method for k in keys],
@@ -66,6 +67,7 @@ async def refresh_forecasts(
             [results[k].demand_sd for k in keys],
             [results[k].holdout_mae for k in keys],
             [results[k].history_days for k in keys],
+            [results[k].demand_size for k in keys],
         )
     await refresh_reorder_points(pool, default_policy)
     if progress:
@@ -82,7 +84,7 @@ async def refresh_reorder_points(pool: asyncpg.Pool, default_policy: Policy) -> 
     """The reorder point in force per item, for the API's below_reorder_point filter."""
     rows = await pool.fetch(
         "SELECT i.sku, i.location, p.policy, f.method, f.daily_demand, f.demand_sd,"
-        " f.holdout_mae, f.history_days FROM replenisher_items i"
+        " f.holdout_mae, f.history_days, f.demand_size FROM replenisher_items i"
         " LEFT JOIN replenishment_policies p USING (sku, location)"
         " LEFT JOIN replenishment_forecasts f USING (sku, location)"
     )

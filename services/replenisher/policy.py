@@ -32,7 +32,14 @@ class Policy(BaseModel):
     qty_multiple: int = Field(default=1, ge=1, description="min_max: order in multiples of it.")
     lead_time_days: float = Field(default=7.0, gt=0, le=365, description="Request to receipt.")
     review_days: float = Field(default=7.0, ge=0, le=365, description="forecast: review period.")
-    service_level: float = Field(default=0.95, gt=0.5, lt=1, description="forecast: target.")
+    service_level: float = Field(
+        default=0.98,
+        gt=0.5,
+        lt=1,
+        description="forecast: the chance that the stock at reordering covers the lead time,"
+        " for an item whose days with demand ask one unit; n units: a stockout risk n times"
+        " as large (at most 0.5).",
+    )
     min_order: int = Field(default=1, ge=1, description="The smallest quantity to request.")
     pack_size: int = Field(default=1, ge=1, description="Requests are rounded up to packs.")
 
@@ -54,6 +61,7 @@ class Figures:
     safety_stock: float = 0.0
     daily_demand: float = 0.0
     demand_sd: float = 0.0
+    cycle_service: float = 0.0  # forecast: the item's own service level, by its demand size
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,27 @@ def figures_for(policy: Policy, demand: Forecast | None) -> Figures | None:
         return Figures(policy.min_qty, policy.max_qty)
     if demand is None:
         return None
-    z = NormalDist().inv_cdf(policy.service_level)
+    service = cycle_service(policy.service_level, demand.demand_size)
     lead = policy.lead_time_days
-    safety = z * demand.demand_sd * math.sqrt(lead)
+    safety = NormalDist().inv_cdf(service) * demand.demand_sd * math.sqrt(lead)
     reorder_point = demand.daily_demand * lead + safety
     order_up_to = reorder_point + demand.daily_demand * policy.review_days
-    return Figures(reorder_point, order_up_to, safety, demand.daily_demand, demand.demand_sd)
+    return Figures(
+        reorder_point, order_up_to, safety, demand.daily_demand, demand.demand_sd, service
+    )
+
+
+def cycle_service(service_level: float, demand_size: float) -> float:
+    """The chance of no stockout over a lead time aimed at for an item whose days with demand
+    ask ``demand_size`` units on average: the risk ``1 − service_level`` times that size, at
+    most 0.5.
+
+    What is measured is order lines served, and a unit of safety stock saves a whole line of
+    one unit but only a tenth of a line of ten, so the stock is spent where it serves most
+    lines: the risk of running out grows with the size of what the item's customers ask at a
+    time (for most items a day with demand is one line)."""
+    risk = (1 - service_level) * max(demand_size, 1.0)
+    return max(0.5, 1 - risk)
 
 
 def _round_up(qty: int, multiple: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.replenisher.forecast import croston, forecast, forecast_many, ses, tsb
+from services.replenisher.forecast import cap_outliers, croston, forecast, forecast_many, ses, tsb
 
 
 def intermittent(days: int, probability: float, mean_size: float, seed: int = 1) -> np.ndarray:
@@ -60,3 +60,25 @@ def test_many_series_at_once_give_what_each_gives_alone() -> None:
         assert (a.daily_demand, a.demand_sd, a.holdout_mae) == pytest.approx(
             (b.daily_demand, b.demand_sd, b.holdout_mae)
         )
+
+
+def test_a_wholesale_spike_is_capped_at_twice_the_median_demand_day() -> None:
+    y = np.array([[np.nan, 4, 0, 6, 0, 5, 3000, 0, 4], [0, 36, 0, 0, 576, 0, 0, 0, 0]])
+    capped = cap_outliers(y)
+    assert np.isnan(capped[0, 0])
+    assert list(capped[0, 1:]) == [4, 0, 6, 0, 5, 10, 0, 4]  # lower median of 4,4,5,6,3000: 5
+    assert list(capped[1]) == [0, 36, 0, 0, 72, 0, 0, 0, 0]  # of two demand days, the smaller
+    assert cap_outliers(np.zeros((1, 3))).tolist() == [[0, 0, 0]]
+
+
+def test_one_spike_moves_neither_the_level_nor_the_spread_nor_the_demand_size_much() -> None:
+    y = intermittent(120, 0.5, 6.0, seed=5)
+    spiked = y.copy()
+    spiked[-10] = 2000
+    calm, wild = forecast(list(y)), forecast(list(spiked))
+    assert calm is not None
+    assert wild is not None
+    assert wild.daily_demand == pytest.approx(calm.daily_demand, rel=0.3)
+    assert wild.demand_sd == pytest.approx(calm.demand_sd, rel=0.3)
+    assert wild.demand_size == pytest.approx(calm.demand_size, rel=0.1)
+    assert calm.demand_size == pytest.approx(float(np.mean(y[y > 0])), rel=0.05)

@@ -10,6 +10,7 @@ from services.replenisher.policy import (
     Figures,
     Policy,
     Source,
+    cycle_service,
     decide,
     figures_for,
     order_quantity,
@@ -94,3 +95,26 @@ def test_incoherent_policies_are_refused() -> None:
         Policy(policy="min_max", min_qty=10, max_qty=5)
     with pytest.raises(ValidationError):
         Policy(service_level=1.5)
+
+
+def test_the_stockout_risk_grows_with_the_size_of_the_lines_down_to_one_half() -> None:
+    assert cycle_service(0.98, 1) == pytest.approx(0.98)
+    assert cycle_service(0.98, 0.2) == pytest.approx(0.98)  # no line is smaller than a unit
+    assert cycle_service(0.98, 10) == pytest.approx(0.80)
+    assert cycle_service(0.98, 40) == 0.5
+
+
+def test_items_ordered_in_large_lines_keep_less_safety_stock() -> None:
+    policy = Policy(lead_time_days=4, review_days=7, service_level=0.98)
+    singles = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=1.0)
+    dozens = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=12.0)
+    wholesale = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=100.0)
+    a, b, c = (figures_for(policy, f) for f in (singles, dozens, wholesale))
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert a.safety_stock == pytest.approx(2.0537 * 1.5 * 2, rel=1e-3)
+    assert (a.cycle_service, b.cycle_service, c.cycle_service) == pytest.approx((0.98, 0.76, 0.5))
+    assert a.safety_stock > b.safety_stock > c.safety_stock == 0
+    assert c.reorder_point == pytest.approx(8)
+    assert c.order_up_to == pytest.approx(8 + 14)

@@ -52,6 +52,7 @@ def forecast_of(row: Mapping[str, Any] | asyncpg.Record) -> Forecast | None:
         row["demand_sd"],
         row["holdout_mae"],
         row["history_days"],
+        row["demand_size"],
     )
 
 
@@ -145,7 +146,7 @@ class ReplenisherStore:
         rows = await conn.fetch(
             "SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control"
             " AS available, i.incoming, i.requests_made, p.policy, f.method, f.daily_demand,"
-            " f.demand_sd, f.holdout_mae, f.history_days,"
+            " f.demand_sd, f.holdout_mae, f.history_days, f.demand_size,"
             " (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r"
             "   WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open')"
             "   AS requested"
