@@ -157,14 +157,19 @@ class LagProbe:
         """Per consumer, messages not yet committed; ``relay``, entries not yet published;
         ``inputs`` and ``entries``, the end offsets of the input and ledger topics, summed."""
         assert self.conn is not None
+        # committed offsets first, then the ends: read the other way round, a consumer could
+        # commit past an end read a moment earlier, and its lag would come out negative
+        committed = {
+            name: await self.admin.list_consumer_group_offsets(group, partitions=partitions)
+            for name, (group, partitions) in self.groups.items()
+        }
         ends: dict[TopicPartition, int] = await self.offsets.end_offsets(self.inputs + self.entries)
         lags: dict[str, int] = {
             "inputs": sum(ends[tp] for tp in self.inputs),
             "entries": sum(ends[tp] for tp in self.entries),
         }
-        for name, (group, partitions) in self.groups.items():
-            committed = await self.admin.list_consumer_group_offsets(group, partitions=partitions)
-            lags[name] = sum(ends[tp] - _offset(committed.get(tp)) for tp in partitions)
+        for name, (_, partitions) in self.groups.items():
+            lags[name] = sum(ends[tp] - _offset(committed[name].get(tp)) for tp in partitions)
         lags["relay"] = int(
             await self.conn.fetchval(
                 "SELECT count(*) FROM ledger_entries WHERE position >"
