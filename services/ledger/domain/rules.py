@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.events.codec import InputEvent
 from shared.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
@@ -33,9 +32,10 @@ from .state import STATES, ItemKey, LedgerState, LineState, OrderState
 ENTRY_NAMESPACE = uuid.UUID("5f1d7c1e-6a0b-4f5e-9a57-2d0c7c3b9e11")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A ledger entry before it is appended (the ledger assigns its position)."""
+class Entry(NamedTuple):
+    """A ledger entry before it is appended (the ledger assigns its position). Immutable; a
+    named tuple because a batch makes tens of thousands of them, and a frozen dataclass takes
+    three times as long to build."""
 
     entry_id: uuid.UUID
     source_event_id: uuid.UUID
