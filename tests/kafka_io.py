@@ -7,7 +7,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.kafka import client_options
+from shared.settings import Settings
+from shared.topics import INPUT_TOPICS, topic_specs
 
 
 async def produce(
@@ -57,3 +62,30 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0
     async with asyncio.timeout(seconds):
         while not await check():
             await asyncio.sleep(0.1)
+
+
+async def ledger_input_lag(settings: Settings) -> int:
+    """Input messages the ledger has not yet committed: its group's committed offsets read
+    first, then the topics' end offsets (so the answer is never below the truth at that time)."""
+    partitions = [
+        TopicPartition(s.name, p)
+        for s in topic_specs(settings.topic_prefix)
+        if s.name.removeprefix(settings.topic_prefix) in INPUT_TOPICS
+        for p in range(s.partitions)
+    ]
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(
+            f"{settings.consumer_group_prefix}.ledger", partitions=partitions
+        )
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(**client_options(settings))
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    done = {tp: max(0, m.offset) for tp, m in committed.items() if m is not None}
+    return sum(ends[tp] - done.get(tp, 0) for tp in partitions)

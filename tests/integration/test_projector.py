@@ -22,7 +22,7 @@ from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
 
 from .. import events as ev
-from ..kafka_io import eventually, produce_events
+from ..kafka_io import eventually, ledger_input_lag, produce_events
 from ..reference import random_history
 from ..services import running, with_port
 from .test_ledger_service import topic_of
@@ -60,6 +60,10 @@ async def read_model(settings: Settings) -> dict[tuple[str, str], dict[str, int]
 
 
 async def caught_up(settings: Settings) -> bool:
+    """The ledger has consumed every input message, and the read model is a fold of the whole
+    ledger (a read model equal to a ledger that is still growing is not caught up)."""
+    if await ledger_input_lag(settings):
+        return False
     entries = await ledger_entries(settings)
     return bool(entries) and await read_model(settings) == fold(entries)
 
