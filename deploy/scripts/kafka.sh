@@ -81,12 +81,19 @@ kafka_java() {
     -cp "$LIBS/*" "$@"
 }
 
-# Last 20 lines this start wrote to server.log (from line $1 on) and kafka.out.
+# The last 20 lines of server.log and kafka.out.
 show_logs() {
-  [ -f "$SERVER_LOG" ] && [ "$(wc -l <"$SERVER_LOG")" -gt "$1" ] &&
-    { echo "--- $SERVER_LOG (last 20 lines)"; tail -n "+$(($1 + 1))" "$SERVER_LOG" | tail -n 20; }
+  [ -s "$SERVER_LOG" ] && { echo "--- $SERVER_LOG (last 20 lines)"; tail -n 20 "$SERVER_LOG"; }
   [ -s "$OUT" ] && { echo "--- $OUT (last 20 lines)"; tail -n 20 "$OUT"; }
   return 0
+}
+
+# True when a broker started at or after time $1 ('YYYY-MM-DD HH:MM:SS', as log4j writes it) has
+# logged "Kafka Server started", in server.log or a file it rotated into meanwhile (a busy start
+# can rotate it, so line numbers taken before the start mean nothing after it).
+started_since() {
+  cat "$LOG_DIR"/server.log* 2>/dev/null |
+    awk -v since="$1" '/Kafka Server started/ && substr($0, 2, 19) >= since { ok = 1 } END { exit !ok }'
 }
 
 start() {
@@ -116,7 +123,7 @@ start() {
       { echo "$out" >&2; die "formatting the Kafka storage failed"; }
   fi
 
-  local from=0; [ -f "$SERVER_LOG" ] && from="$(wc -l <"$SERVER_LOG")"
+  local since; since="$(date '+%Y-%m-%d %H:%M:%S')"
   # log4j2's own shutdown hook would stop logging before Kafka's hook finishes.
   nohup setsid java "-Xmx$KAFKA_HEAP" -Xms256m -XX:+ExitOnOutOfMemoryError -Dlog4j2.shutdownHookEnabled=false \
     "-Dkafka.logs.dir=$LOG_DIR" "-Dlog4j2.configurationFile=$CONF_SRC/log4j2.properties" \
@@ -127,14 +134,13 @@ start() {
   # Ready = the broker logged "Kafka Server started" in this run and the port answers.
   local i
   for ((i = 0; i < KAFKA_START_TIMEOUT * 2; i++)); do
-    kafka_pid >/dev/null || { show_logs "$from" >&2; rm -f "$PIDFILE"; die "kafka exited during startup"; }
-    if awk -v from="$from" 'NR > from && /Kafka Server started/ { ok = 1 } END { exit !ok }' \
-         "$SERVER_LOG" 2>/dev/null && port_open "$KAFKA_PORT"; then
+    kafka_pid >/dev/null || { show_logs >&2; rm -f "$PIDFILE"; die "kafka exited during startup"; }
+    if started_since "$since" && port_open "$KAFKA_PORT"; then
       echo "kafka: ready on 127.0.0.1:$KAFKA_PORT"; return 0
     fi
     sleep 0.5
   done
-  show_logs "$from" >&2
+  show_logs >&2
   stop >&2
   die "kafka did not become ready within $KAFKA_START_TIMEOUT s (KAFKA_START_TIMEOUT)"
 }
