@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import sys
 import time
 import uuid
@@ -32,7 +31,7 @@ from shared.settings import Settings
 from .endtoend import retail_replay, sustained
 from .ledger import ledger_ingest, raw_consume, raw_copy
 from .peer import run_peer
-from .processes import ServiceProcess
+from .processes import ServiceProcess, stop_cleanly_on_sigterm
 from .progress import Progress
 from .projector import event_to_visible, projector_apply, rebuild_rate
 from .scratch import drop_database, scratch_database, scratch_stack
@@ -401,12 +400,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so that cleanup runs: services stopped, scratch data dropped
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_cleanly_on_sigterm()
     args = options()
     events = args.events
     started = time.time()

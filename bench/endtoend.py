@@ -213,11 +213,23 @@ def c_send(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
 def paced_produce(
     settings: Settings, rate: int, seconds: float, seed: int, stop: threading.Event
 ) -> dict[str, float]:
-    """Synthetic input (bench.workload) at ``rate`` events/s for ``seconds``, sent in 10 ms
-    ticks; runs in a thread. Returns what it achieved."""
-    producer = c_producer(settings)
+    """Synthetic input (bench.workload) at ``rate`` events/s for ``seconds``; runs in a thread.
+    Returns what it achieved."""
     total = int(rate * seconds)
-    messages = input_messages(total, seed=seed)
+    return paced_send(settings, rate, total, input_messages(total, seed=seed), stop)
+
+
+def paced_send(
+    settings: Settings,
+    rate: int,
+    total: int,
+    messages: Iterator[tuple[str, bytes, bytes]],
+    stop: threading.Event,
+) -> dict[str, float]:
+    """``total`` of the (topic, key, value) ``messages`` at ``rate`` per second, sent in 10 ms
+    ticks (a message is drawn from the iterator just before it is sent). Returns what it
+    achieved."""
+    producer = c_producer(settings)
     prefix = settings.topic_prefix
     sent = 0
     started = time.perf_counter()

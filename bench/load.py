@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import statistics
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +36,8 @@ from rich.table import Table
 from shared.settings import Settings
 from shared.topics import LEVELS, SCANS
 
-from .endtoend import LagProbe, Services, c_producer, c_send
-from .processes import rss_bytes
+from .endtoend import LagProbe, Services, paced_send
+from .processes import rss_bytes, stop_cleanly_on_sigterm
 from .progress import Progress
 from .scratch import scratch_stack
 from .workload import input_messages
@@ -77,39 +77,29 @@ def probe_event(sku: str, now: float) -> bytes:
     )
 
 
+def steady_messages(total: int, probes: Probes) -> Iterator[tuple[str, bytes, bytes]]:
+    """The mix, one message in ``PROBE_EVERY`` a probe, stamped as it is drawn (just before it
+    is sent)."""
+    mix = input_messages(total, seed=7)
+    tag = uuid.uuid4().hex[:6]
+    counts: dict[str, int] = {}
+    for n in range(total):
+        if n % PROBE_EVERY:
+            yield next(mix)
+            continue
+        sku = f"PROBE-{tag}-{n // PROBE_EVERY % PROBE_ITEMS:03d}"
+        counts[sku] = counts.get(sku, 0) + 1
+        now = time.time()
+        probes.sent[(sku, counts[sku])] = now
+        yield SCANS, f"{PROBE_LOCATION}|{sku}".encode(), probe_event(sku, now)
+
+
 def produce_steady(
     settings: Settings, rate: int, seconds: float, probes: Probes, stop: threading.Event
 ) -> dict[str, float]:
-    """The mix at ``rate`` events/s for ``seconds`` in 10 ms ticks, probes among it; runs in a
-    thread. Returns what it achieved."""
-    producer = c_producer(settings)
+    """The mix at ``rate`` events/s for ``seconds``, probes among it; runs in a thread."""
     total = int(rate * seconds)
-    mix = input_messages(total, seed=7)
-    prefix, tag = settings.topic_prefix, uuid.uuid4().hex[:6]
-    counts: dict[str, int] = {}
-    sent, tick, started = 0, 0, time.perf_counter()
-    while sent < total and not stop.is_set():
-        due = min(total, int((time.perf_counter() - started) * rate) + 1)
-        while sent < due:
-            if sent % PROBE_EVERY == 0:
-                sku = f"PROBE-{tag}-{sent // PROBE_EVERY % PROBE_ITEMS:03d}"
-                counts[sku] = counts.get(sku, 0) + 1
-                now = time.time()
-                probes.sent[(sku, counts[sku])] = now
-                key = f"{PROBE_LOCATION}|{sku}".encode()
-                c_send(producer, prefix + SCANS, key, probe_event(sku, now))
-            else:
-                topic, key, value = next(mix)
-                c_send(producer, prefix + topic, key, value)
-            sent += 1
-        producer.poll(0)
-        tick += 1
-        delay = started + tick * 0.01 - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-    elapsed = time.perf_counter() - started
-    producer.flush(60)
-    return {"sent": sent, "seconds": elapsed, "per_second": sent / elapsed if elapsed else 0.0}
+    return paced_send(settings, rate, total, steady_messages(total, probes), stop)
 
 
 async def collect_levels(settings: Settings, probes: Probes, ready: asyncio.Event) -> None:
@@ -311,12 +301,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so that cleanup runs: services stopped, scratch data dropped
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_cleanly_on_sigterm()
     args = options()
     began = datetime.now(UTC)
     report = asyncio.run(run(args))
