@@ -7,6 +7,7 @@ and :func:`item_keys`, lock it, and call :func:`fold`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol, cast
 
 from shared.events.codec import InputEvent
 from shared.events.orders import OrderCancelled, OrderFulfilled, OrderPlaced
@@ -25,20 +26,41 @@ from .rules import Entry, apply_event
 from .state import ItemKey, LedgerState
 
 
+class _OrderData(Protocol):
+    @property
+    def order_id(self) -> str: ...
+
+
+class _HasOrder(Protocol):
+    @property
+    def data(self) -> _OrderData: ...
+
+
+_ORDER_EVENTS = frozenset({OrderPlaced, OrderCancelled, OrderFulfilled, ScanShipped})
+_ONE_ITEM_EVENTS = frozenset(
+    {ScanReceived, ScanShipped, ScanAdjusted, ScanCounted, ScanReturned, ScanMoved}
+)
+_ORDER_LINE_EVENTS = frozenset({OrderPlaced, OrderFulfilled})
+_REQUEST_EVENTS = frozenset({ReplenishmentConfirmed, ReplenishmentCancelled})
+# Dispatch on the exact type: isinstance() on pydantic models goes through ABCMeta, which costs.
+
+
 def order_and_reference_keys(events: Iterable[InputEvent]) -> tuple[set[str], set[str]]:
     """The orders and inbound references (requests, transfers) the events read or change."""
     orders: set[str] = set()
     references: set[str] = set()
     for e in events:
-        if isinstance(e, OrderPlaced | OrderCancelled | OrderFulfilled | ScanShipped):
-            orders.add(e.data.order_id)
-        elif isinstance(e, ScanReceived):
-            if e.data.reference is not None:
-                references.add(e.data.reference)
-        elif isinstance(e, ScanTransferred):
-            references.add(e.data.transfer_id)
-        elif isinstance(e, ReplenishmentConfirmed | ReplenishmentCancelled):
-            references.add(e.data.request_id)
+        kind = type(e)
+        if kind in _ORDER_EVENTS:
+            orders.add(cast(_HasOrder, e).data.order_id)
+        elif kind is ScanReceived:
+            reference = cast(ScanReceived, e).data.reference
+            if reference is not None:
+                references.add(reference)
+        elif kind is ScanTransferred:
+            references.add(cast(ScanTransferred, e).data.transfer_id)
+        elif kind in _REQUEST_EVENTS:
+            references.add(cast(ReplenishmentConfirmed, e).data.request_id)
     return orders, references
 
 
@@ -46,16 +68,20 @@ def item_keys(events: Iterable[InputEvent], state: LedgerState) -> set[ItemKey]:
     """Every item whose balance the events may change, given the loaded orders and references."""
     keys: set[ItemKey] = set()
     for e in events:
-        if isinstance(
-            e, ScanReceived | ScanShipped | ScanAdjusted | ScanCounted | ScanReturned | ScanMoved
-        ):
-            keys.add((e.data.sku, e.data.location))
-        elif isinstance(e, ScanTransferred):
-            keys.update(((e.data.sku, e.data.from_location), (e.data.sku, e.data.to_location)))
-        elif isinstance(e, OrderPlaced | OrderFulfilled):
-            keys.update((line.sku, e.data.location) for line in e.data.lines)
-        elif isinstance(e, ReplenishmentConfirmed):
-            keys.add((e.data.sku, e.data.location))
+        kind = type(e)
+        if kind in _ONE_ITEM_EVENTS:
+            data = cast(ScanReceived, e).data
+            keys.add((data.sku, data.location))
+        elif kind in _ORDER_LINE_EVENTS:
+            placed = cast(OrderPlaced, e).data
+            location = placed.location
+            keys.update((line.sku, location) for line in placed.lines)
+        elif kind is ScanTransferred:
+            moved = cast(ScanTransferred, e).data
+            keys.update(((moved.sku, moved.from_location), (moved.sku, moved.to_location)))
+        elif kind is ReplenishmentConfirmed:
+            confirmed = cast(ReplenishmentConfirmed, e).data
+            keys.add((confirmed.sku, confirmed.location))
     for order in state.orders.values():
         keys.update(
             (line.sku, line.location)
