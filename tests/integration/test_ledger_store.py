@@ -60,6 +60,18 @@ async def test_a_redelivered_event_without_effect_stays_without_effect(store: Le
     assert await store.balances() == {}
 
 
+async def test_a_batch_mixing_recorded_and_new_events_applies_only_the_new(
+    store: LedgerStore,
+) -> None:
+    # The count reads the balance the receipt left: folded with the receipt again, it would see
+    # 10 units and take 5 away.
+    receipt = ev.received("MUG", "UK", 5)
+    await store.append(accepted(receipt))
+    result = await store.append(accepted(receipt, ev.counted("MUG", "UK", 5)))
+    assert (result.applied, result.duplicates, result.entries) == (1, 1, 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
+
+
 async def test_a_batch_mixing_every_kind_settles_as_the_reference(store: LedgerStore) -> None:
     rng = random.Random(7)
     history = random_history(rng, 400)

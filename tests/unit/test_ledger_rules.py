@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import pytest
 
-from services.ledger.domain.rules import Entry, apply_event
+from services.ledger.domain.rules import ENTRY_NAMESPACE, Entry, apply_event
 from services.ledger.domain.state import Balance, LedgerState
 
 from .. import events as ev
@@ -241,3 +243,18 @@ def test_entry_ids_are_deterministic_per_event_and_line() -> None:
     _, second = run(event)
     assert [e.entry_id for e in first] == [e.entry_id for e in second]
     assert [e.line_no for e in first] == [0, 1]
+
+
+def test_entry_ids_are_uuid5_of_the_namespace_the_event_id_and_the_line() -> None:
+    event = ev.placed("O1", UK, [("1", A, 1), ("2", "B", 1)])
+    _, entries = run(event)
+    for e in entries:
+        name = (
+            ENTRY_NAMESPACE.bytes
+            + uuid.UUID(event["event_id"]).bytes
+            + e.line_no.to_bytes(4, "big")
+        )
+        digest = hashlib.sha1(name).digest()  # noqa: S324 - the definition of uuid5
+        assert e.entry_id == uuid.UUID(bytes=digest[:16], version=5)
+        assert isinstance(e.entry_id, uuid.UUID)
+        assert str(e.entry_id) == str(uuid.UUID(bytes=digest[:16], version=5))

@@ -26,6 +26,7 @@ from .store import Accepted, LedgerStore
 log = logging.getLogger(__name__)
 
 Rejected = tuple[Record, str, str]  # the record, the reason code, the detail
+DECODE_SLICE = 250  # records decoded at a time while the previous batch is being appended
 
 
 class LedgerConsumer:
@@ -71,7 +72,14 @@ class LedgerConsumer:
             self.consumer, self._stopping, self.batch_timeout_ms, self.batch_max_records
         )
         records = [r for partition in batch.values() for r in partition]
-        accepted, rejected = self.decode(records)
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for start in range(0, len(records), DECODE_SLICE):
+            if start:  # let the batch being appended go on between slices
+                await asyncio.sleep(0)
+            more_accepted, more_rejected = self.decode(records[start : start + DECODE_SLICE])
+            accepted += more_accepted
+            rejected += more_rejected
         return records, accepted, rejected
 
     def decode(self, records: list[Record]) -> tuple[list[Accepted], list[Rejected]]:

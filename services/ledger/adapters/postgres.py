@@ -1,19 +1,22 @@
 """The ledger in PostgreSQL: one transaction per batch, idempotent, locked in a fixed order.
 
-Per batch: claim the event ids in ``processed_events`` (a redelivered event is dropped there, even
-one that had no effect on stock); lock the orders and references, then the items, each with
-transaction-scoped advisory locks taken in sorted order so that concurrent instances neither
-deadlock nor overwrite each other; fold the events with the pure rules; append the entries under
-the append lock, which makes positions commit in order (the relay never skips a row); write the
-new state; notify the relay.
+Per batch: lock the orders and references, then the items, each with transaction-scoped advisory
+locks taken in sorted order so that concurrent instances neither deadlock nor overwrite each
+other, and load their state; claim the event ids in ``processed_events`` (a redelivered event is
+dropped there, even one that had no effect on stock) while the pure rules fold the events as if
+all were new, and fold again without the redelivered ones if there were any; append the entries
+under the append lock, which makes positions commit in order (the relay never skips a row); write
+the new state; notify the relay. Every instance takes the locks, then the claims (in event id
+order), then the append lock, so none waits for another in a cycle.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from uuid import UUID
+from typing import Any
 
 import asyncpg
 import orjson
@@ -95,12 +98,19 @@ def _entry_record(e: Entry) -> tuple[object, ...]:
         e.sku,
         e.location,
         e.kind,
-        *(d.get(s, 0) for s in STATES),
+        d.get("on_hand", 0),
+        d.get("committed", 0),
+        d.get("damaged", 0),
+        d.get("quality_control", 0),
+        d.get("incoming", 0),
         e.occurred_at,
         e.source_type,
         e.reference,
-        orjson.dumps(e.detail).decode() if e.detail is not None else None,
+        None if e.detail is None else orjson.dumps(e.detail).decode(),
     )
+
+
+assert ENTRY_COLUMNS[6:11] == STATES  # the order _entry_record writes them in
 
 
 @dataclass(frozen=True)
@@ -111,25 +121,13 @@ class Loaded:
     orders: set[str]
 
 
-async def _claim(conn: Connection, unique: list[Accepted]) -> set[UUID]:
-    """Claim the events in ``processed_events``: the ids this batch is the first to record.
-
-    The fast path copies them in, in a savepoint; an id recorded before (a redelivery) makes
-    the copy fail, and the slower INSERT ... ON CONFLICT DO NOTHING then skips the known ones.
-    Ids are inserted in sorted order, so concurrent claims of the same ids wait, never deadlock.
-    """
-    claims = sorted(unique, key=lambda a: a.event.event_id)
-    records = [(a.event.event_id, a.event.type, a.topic) for a in claims]
-    try:
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                "processed_events", records=records, columns=("event_id", "event_type", "topic")
-            )
-        return {r[0] for r in records}
-    except asyncpg.UniqueViolationError:
-        pass
-    rows = await conn.fetch(_CLAIM, *(list(column) for column in zip(*records, strict=True)))
-    return {r[0] for r in rows}
+def _claim_columns(unique: list[Accepted]) -> list[list[Any]]:
+    """The claims' columns for ``_CLAIM``, in event id order: concurrent claims of the same ids
+    then wait for each other, and never deadlock."""
+    records = sorted(
+        [(a.event.event_id, a.event.type, a.topic) for a in unique], key=lambda r: r[0].int
+    )
+    return [list(column) for column in zip(*records, strict=True)]
 
 
 async def _lock(conn: Connection, space: int, keys: Iterable[str]) -> None:
@@ -151,12 +149,23 @@ class PostgresLedgerStore:
         unique = first_of_each(batch)
         if not unique:
             return AppendResult(0, 0, 0)
-        claimed = await _claim(conn, unique)
-        events = [a.event for a in unique if a.event.event_id in claimed]
-        if not events:
-            return AppendResult(0, len(batch), 0)
+        events = [a.event for a in unique]
         state, loaded = await self._load(conn, events)
-        entries = fold(state, events)
+        # The claim runs in PostgreSQL while the events are folded here, as if all were new
+        # (redeliveries are rare); the statement is sent before the fold takes the CPU.
+        claim = asyncio.ensure_future(conn.fetch(_CLAIM, *_claim_columns(unique)))
+        try:
+            await asyncio.sleep(0)
+            entries = fold(state, events)
+            claimed = {r[0] for r in await claim}
+        finally:
+            claim.cancel()  # only if the fold failed or the append was cancelled meanwhile
+        if len(claimed) < len(events):  # some were recorded before: fold the others again
+            events = [e for e in events if e.event_id in claimed]
+            if not events:
+                return AppendResult(0, len(batch), 0)
+            state, loaded = await self._load(conn, events)
+            entries = fold(state, events)
         if entries:
             await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
             await conn.copy_records_to_table(
@@ -182,8 +191,8 @@ class PostgresLedgerStore:
         keys = item_keys(events, state)
         await _lock(conn, ITEM_LOCK, map(_item_name, keys))
         skus, locations = [k[0] for k in keys], [k[1] for k in keys]
-        for row in await conn.fetch(_LOAD_BALANCES, skus, locations):
-            state.balances[(row["sku"], row["location"])] = Balance(*(row[s] for s in STATES))
+        for r in await conn.fetch(_LOAD_BALANCES, skus, locations):  # columns as in STATES
+            state.balances[(r[0], r[1])] = Balance(r[2], r[3], r[4], r[5], r[6])
         return state, Loaded(set(state.balances), set(state.orders))
 
     async def _save(
