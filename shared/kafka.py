@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -256,6 +257,20 @@ def json_values(records: Iterable[Record]) -> list[Any]:
     return values
 
 
+@functools.cache
+def _partitioner(count: int) -> Callable[[bytes], int]:
+    """The default partitioner's choice among ``count`` partitions, remembered per key: its
+    murmur2 is pure Python, and the same item keys come back all the time."""
+    everything = list(range(count))
+    partitioner = DefaultPartitioner()
+
+    @functools.lru_cache(maxsize=200_000)
+    def choose(key: bytes) -> int:
+        return int(partitioner(key, everything, everything))
+
+    return choose
+
+
 async def send_keyed(
     producer: AIOKafkaProducer, topic: str, messages: Sequence[tuple[bytes, bytes]]
 ) -> int:
@@ -268,10 +283,10 @@ async def send_keyed(
     if not messages:
         return 0
     partitions = sorted(await producer.partitions_for(topic))
-    chosen = DefaultPartitioner()
+    chosen = _partitioner(len(partitions))
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value in messages:
-        by_partition.setdefault(chosen(key, partitions, partitions), []).append((key, value))
+        by_partition.setdefault(chosen(key), []).append((key, value))
     futures = []
     for partition, items in by_partition.items():
         batch = producer.create_batch()
