@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
 import logging
 import time
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 Rejected = tuple[Record, str, str]  # the record, the reason code, the detail
 DECODE_SLICE = 250  # records decoded at a time while the previous batch is being appended
+
+
+def _produced_at(record: Record) -> int:
+    return int(record.timestamp)
 
 
 class LedgerConsumer:
@@ -71,7 +76,10 @@ class LedgerConsumer:
         batch = await fetch(
             self.consumer, self._stopping, self.batch_timeout_ms, self.batch_max_records
         )
-        records = [r for partition in batch.values() for r in partition]
+        # one list in the order the records were produced (each partition's order kept), so
+        # that an order placed just before its shipment is scanned is applied first even when
+        # the two arrive on different topics in one batch
+        records = list(heapq.merge(*batch.values(), key=_produced_at))
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for start in range(0, len(records), DECODE_SLICE):
