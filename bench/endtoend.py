@@ -46,13 +46,17 @@ class Services:
     """The ledger, its relay, the projector and (optionally) the replenisher, each as its own
     process with a port to ask."""
 
-    def __init__(self, settings: Settings, logs: Path, tag: str, replenisher: bool) -> None:
+    def __init__(
+        self, settings: Settings, logs: Path, tag: str, replenisher: bool, **env: str
+    ) -> None:
+        """``env``: settings for all four (``STOCKLEDGER_...`` variables)."""
         self.settings = settings
         self.ledger_port = free_port()
         self.ledger = ServiceProcess(
             "services.ledger",
             settings,
             logs / f"ledger-{tag}.log",
+            **env,
             STOCKLEDGER_METRICS_PORT=str(self.ledger_port),
             STOCKLEDGER_LEDGER_RELAY="false",  # as the local stack runs it: the relay apart
         )
@@ -61,12 +65,14 @@ class Services:
             "services.ledger.relay",
             settings,
             logs / f"relay-{tag}.log",
+            **env,
             STOCKLEDGER_METRICS_PORT=str(self.relay_port),
         )
         self.projector = ServiceProcess(
             "services.projector",
             settings,
             logs / f"projector-{tag}.log",
+            **env,
             STOCKLEDGER_HTTP_PORT=str(settings.http_port),
         )
         self.replenisher_port = free_port()
@@ -75,6 +81,7 @@ class Services:
                 "services.replenisher",
                 settings,
                 logs / f"replenisher-{tag}.log",
+                **env,
                 STOCKLEDGER_METRICS_PORT=str(self.replenisher_port),
             )
             if replenisher

@@ -1,19 +1,25 @@
 """``python -m simulation``: compare replenishment policies on an order history, closed loop.
 
 Prints, per policy, the line fill rate, average units held, requests and stockout item-days,
-and writes them as JSON. Deterministic: the same history and options give the same figures.
+and writes them as JSON. By default the services' pure rules run in this process, and the same
+history and options give the same figures. With ``--through-stack`` the history goes through the
+services themselves (Kafka and PostgreSQL must be running), a day at a time as fast as they
+settle; see ``simulation/stack.py`` for how its figures differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bench.retail import DATA, retail_events
@@ -40,6 +46,12 @@ def main() -> None:
     parser.add_argument("--review-days", type=int, default=7)
     parser.add_argument("--service-level", type=float, default=0.98)
     parser.add_argument(
+        "--through-stack",
+        action="store_true",
+        help="run the services themselves, each policy in a scratch database and topics"
+        " (needs Kafka and PostgreSQL: make up)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=Path("simulation-results.json"),
@@ -52,16 +64,22 @@ def main() -> None:
     events = list(in_range(events, args.start, args.end))
     console = Console()
     console.print(f"{len(events):,} events read in {time.perf_counter() - started:.1f}s")
+    if not events:
+        raise SystemExit("no events in that range")
     results = []
     for policy in POLICIES if args.policy == "all" else (args.policy,):
         config = SimConfig(policy, args.lead_time_days, args.review_days, args.service_level)
+        if args.through_stack:
+            results.append(through_stack(events, config, console))
+            continue
         with console.status(f"simulating {policy}"):
             t = time.perf_counter()
             result = simulate(events, config)
         summary = result.summary() | {"seconds": round(time.perf_counter() - t, 1)}
         results.append(summary)
 
-    table = Table(title=f"closed loop on {args.csv.name}, lead time {args.lead_time_days} d")
+    where = "through the stack" if args.through_stack else "closed loop"
+    table = Table(title=f"{where} on {args.csv.name}, lead time {args.lead_time_days} d")
     for column in ("policy", "line fill rate", "avg units held", "requests", "stockout item-days"):
         table.add_column(column, justify="right")
     for r in results:
@@ -80,6 +98,30 @@ def main() -> None:
         + "\n"
     )
     console.print(f"written: {args.json}")
+
+
+def through_stack(
+    events: list[dict[str, Any]], config: SimConfig, console: Console
+) -> dict[str, Any]:
+    from .demo import with_opening_stock
+    from .stack import run_through_stack
+
+    stocked = with_opening_stock(events, config.opening_days)
+    with Progress(
+        TextColumn(f"{config.policy} through the stack"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days, history at {task.fields[day]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(config.policy, total=None, day="-")
+
+        def step(done: int, total: int, day: str) -> None:
+            progress.update(task, completed=done, total=total, day=day)
+
+        run = asyncio.run(run_through_stack(stocked, config, step))
+    return run.summary()
 
 
 if __name__ == "__main__":

@@ -73,7 +73,14 @@ def _key(event: dict[str, Any]) -> bytes:
 
 def history(csv: Path, rows: int | None, opening_days: int) -> list[dict[str, Any]]:
     """The history's events with the demo's own opening stock instead of the replay's."""
-    events = [orjson.loads(v) for _, _, v in retail_events(csv, rows=rows)]
+    return with_opening_stock(
+        [orjson.loads(v) for _, _, v in retail_events(csv, rows=rows)], opening_days
+    )
+
+
+def with_opening_stock(events: list[dict[str, Any]], opening_days: int) -> list[dict[str, Any]]:
+    """The events (in time order) without the replay's opening stock, and with the demo's: each
+    item receives ``opening_days`` of its early demand an hour before its first order."""
     events = [
         e for e in events if not (e["type"] == "scan.received" and "reference" not in e["data"])
     ]

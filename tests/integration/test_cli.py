@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from services.projector.app import create_service as create_projector
 from shared.settings import Settings
 
 from .. import events as ev
+from ..conftest import Servers
 from ..kafka_io import eventually
 from ..services import running, with_port
 from .test_projector import caught_up
@@ -91,3 +93,37 @@ def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
     for r in results.values():
         assert 0 < r["line_fill_rate"] <= 1
         assert r["order_lines"] > 1000
+
+
+def test_the_simulation_through_the_stack_runs_the_services_and_loses_no_order_line(
+    tmp_path: Path, servers: Servers
+) -> None:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers.kafka}
+    env["DATABASE_URL"] = servers.database_url
+
+    def simulate(*options: str) -> dict[str, Any]:
+        out = tmp_path / "sim.json"
+        args = ["--rows", "3000", "--policy", "static", "--json", str(out), *options]
+        done = subprocess.run(
+            [sys.executable, "-m", "simulation", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        [result] = orjson.loads(out.read_bytes())["results"]
+        return dict(result)
+
+    stack = simulate("--through-stack")
+    in_process = simulate()
+    assert stack["mode"] == "through the stack"
+    assert stack["order_lines_in_ledger"] == in_process["order_lines"]  # none lost on the way
+    assert stack["order_lines"] >= 0.95 * in_process["order_lines"]  # committed when placed
+    assert stack["days"] == in_process["days"]
+    assert 0 < stack["line_fill_rate"] <= 1
+    assert stack["requests"] > 0
+    assert stack["stockout_item_days"] > 0  # a day of backorders on a half-day opening stock
+    assert stack["average_units_held"] >= 0
