@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -103,8 +104,12 @@ def main() -> None:
 def through_stack(
     events: list[dict[str, Any]], config: SimConfig, console: Console
 ) -> dict[str, Any]:
+    from bench.processes import stop_cleanly_on_sigterm
+
     from .demo import with_opening_stock
     from .stack import run_through_stack
+
+    stop_cleanly_on_sigterm()  # services stopped, scratch database and topics dropped
 
     stocked = with_opening_stock(events, config.opening_days)
     with Progress(
@@ -120,7 +125,13 @@ def through_stack(
         def step(done: int, total: int, day: str) -> None:
             progress.update(task, completed=done, total=total, day=day)
 
-        run = asyncio.run(run_through_stack(stocked, config, step))
+        try:
+            run = asyncio.run(run_through_stack(stocked, config, step))
+        except (OSError, KafkaConnectionError) as exc:
+            raise SystemExit(
+                f"--through-stack needs Kafka and PostgreSQL running ({exc}): start them with"
+                " `make up` (or deploy/scripts/stack.sh infra)"
+            ) from exc
     return run.summary()
 
 
