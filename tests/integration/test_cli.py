@@ -75,20 +75,25 @@ async def test_events_published_from_a_file_show_up_in_stock_and_history(
     assert "404 unknown_sku" in unknown.stdout
 
 
-def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "sim.json"
+def simulate(out: Path, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """``python -m simulation`` on the first 3,000 rows of the history: its results."""
     done = subprocess.run(
-        [sys.executable, "-m", "simulation", "--rows", "3000", "--json", str(out)],
+        [sys.executable, "-m", "simulation", "--rows", "3000", "--json", str(out), *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    results = {r["policy"]: r for r in orjson.loads(out.read_bytes())["results"]}
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return list(orjson.loads(out.read_bytes())["results"])
+
+
+def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
+    tmp_path: Path,
+) -> None:
+    results = {r["policy"]: r for r in simulate(tmp_path / "sim.json")}
     assert set(results) == {"static", "min_max", "forecast"}
     for r in results.values():
         assert 0 < r["line_fill_rate"] <= 1
@@ -100,25 +105,9 @@ def test_the_simulation_through_the_stack_runs_the_services_and_loses_no_order_l
 ) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers.kafka}
     env["DATABASE_URL"] = servers.database_url
-
-    def simulate(*options: str) -> dict[str, Any]:
-        out = tmp_path / "sim.json"
-        args = ["--rows", "3000", "--policy", "static", "--json", str(out), *options]
-        done = subprocess.run(
-            [sys.executable, "-m", "simulation", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        [result] = orjson.loads(out.read_bytes())["results"]
-        return dict(result)
-
-    stack = simulate("--through-stack")
-    in_process = simulate()
+    out = tmp_path / "sim.json"
+    [stack] = simulate(out, "--policy", "static", "--through-stack", env=env)
+    [in_process] = simulate(out, "--policy", "static")
     assert stack["mode"] == "through the stack"
     assert stack["order_lines_in_ledger"] == in_process["order_lines"]  # none lost on the way
     assert stack["order_lines"] >= 0.95 * in_process["order_lines"]  # committed when placed
