@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from services.ledger.adapters import postgres
 from services.ledger.adapters.postgres import PostgresLedgerStore
 from services.ledger.adapters.store import Accepted, LedgerStore, MemoryLedgerStore
 from services.ledger.domain.state import Balance
@@ -69,6 +70,25 @@ async def test_a_batch_mixing_recorded_and_new_events_applies_only_the_new(
     await store.append(accepted(receipt))
     result = await store.append(accepted(receipt, ev.counted("MUG", "UK", 5)))
     assert (result.applied, result.duplicates, result.entries) == (1, 1, 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
+
+
+async def test_rules_failing_mid_batch_leave_nothing_recorded(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the claim is in flight while the rules run; their failure must not leave it half done
+    store = PostgresLedgerStore(pool)
+    receipt = accepted(ev.received("MUG", "UK", 5))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the rules broke")
+
+    monkeypatch.setattr(postgres, "fold", broken)
+    with pytest.raises(RuntimeError, match="the rules broke"):
+        await store.append(receipt)
+    monkeypatch.undo()
+    assert await pool.fetchval("SELECT count(*) FROM processed_events") == 0
+    assert (await store.append(receipt)).applied == 1
     assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
 
 

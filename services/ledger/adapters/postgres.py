@@ -159,7 +159,9 @@ class PostgresLedgerStore:
             entries = fold(state, events)
             claimed = {r[0] for r in await claim}
         finally:
-            claim.cancel()  # only if the fold failed or the append was cancelled meanwhile
+            if not claim.done():  # the fold failed, or the append was cancelled meanwhile:
+                claim.cancel()  # free the connection before the transaction rolls back
+                await asyncio.wait([claim])
         if len(claimed) < len(events):  # some were recorded before: fold the others again
             events = [e for e in events if e.event_id in claimed]
             if not events:
