@@ -107,7 +107,7 @@ def stop(proc: subprocess.Popen[bytes], within: float) -> tuple[int, float]:
 async def test_sigterm_mid_stream_leaves_exactly_the_committed_events_recorded(
     settings: Settings, tmp_path: Path
 ) -> None:
-    history = await produce_history(settings, 20_000, seed=31)
+    history = await produce_history(settings, 60_000, seed=31)  # more than three stops ingest
     for attempt in range(3):
         proc = start_process(
             "ledger", settings, tmp_path / "ledger.log", STOCKLEDGER_BATCH_MAX_RECORDS="500"
@@ -132,8 +132,7 @@ async def test_sigterm_waits_for_the_batch_in_flight_and_commits_it(
     history = await produce_history(settings, 1_500, seed=33)
     log = tmp_path / "ledger.log"
     async with holding_the_append_lock(settings) as blocker:
-        proc = start_process("ledger", settings, log)
-        await eventually(lambda: _append_waits(blocker), seconds=60)
+        proc = await ledger_stuck_in_its_batch(settings, blocker, log)
         proc.send_signal(signal.SIGTERM)
         await asyncio.sleep(1.0)  # stopping, with a batch in its transaction
         assert proc.poll() is None, "exited without finishing its batch"
@@ -142,6 +141,16 @@ async def test_sigterm_waits_for_the_batch_in_flight_and_commits_it(
     done = await recorded(settings)
     assert done, "the batch in flight was not committed"
     assert done == await below_committed(settings, history)
+
+
+async def ledger_stuck_in_its_batch(
+    settings: Settings, blocker: asyncpg.Connection, log: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """A ledger process started while ``blocker`` holds the append lock, once its first batch
+    waits for it inside its transaction."""
+    proc = start_process("ledger", settings, log, **env)
+    await eventually(lambda: _append_waits(blocker), seconds=60)
+    return proc
 
 
 @contextlib.asynccontextmanager
@@ -162,8 +171,9 @@ async def test_a_drain_that_cannot_finish_is_abandoned_at_the_timeout_uncommitte
     history = await produce_history(settings, 1_500, seed=32)
     log = tmp_path / "ledger.log"
     async with holding_the_append_lock(settings) as blocker:
-        proc = start_process("ledger", settings, log, STOCKLEDGER_SHUTDOWN_TIMEOUT_S="2")
-        await eventually(lambda: _append_waits(blocker), seconds=60)
+        proc = await ledger_stuck_in_its_batch(
+            settings, blocker, log, STOCKLEDGER_SHUTDOWN_TIMEOUT_S="2"
+        )
         code, seconds = stop(proc, within=30)
         assert code == 0, log.read_text()[-3000:]
         assert 2 <= seconds < 12, f"exited {seconds:.1f}s after SIGTERM"
