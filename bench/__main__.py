@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -31,13 +30,11 @@ from shared.settings import Settings
 from .endtoend import retail_replay, sustained
 from .ledger import ledger_ingest, raw_consume, raw_copy
 from .peer import run_peer
-from .processes import ServiceProcess, stop_cleanly_on_sigterm
+from .processes import RESULTS, ServiceProcess, stop_cleanly_on_sigterm, write_results
 from .progress import Progress
 from .projector import event_to_visible, projector_apply, rebuild_rate
 from .scratch import drop_database, scratch_database, scratch_stack
 from .workload import input_messages
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def produce(settings: Settings, count: int) -> None:
@@ -425,10 +422,7 @@ def main() -> None:
         "machine": machine(),
         **results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"results: {path}")
+    write_results(report, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import threading
@@ -25,7 +24,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,12 +35,11 @@ from shared.settings import Settings
 from shared.topics import LEVELS, SCANS
 
 from .endtoend import LagProbe, Services, paced_send
-from .processes import rss_bytes, stop_cleanly_on_sigterm
+from .processes import RESULTS, rss_bytes, stop_cleanly_on_sigterm, write_results
 from .progress import Progress
 from .scratch import scratch_stack
 from .workload import input_messages
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PROBE_EVERY = 10  # one probe among this many input events
 PROBE_ITEMS = 500  # probe items, cycled
 PROBE_LOCATION = "UK"
@@ -312,10 +309,7 @@ def main() -> None:
         "command": " ".join(["python -m bench.load", *sys.argv[1:]]),
         **report,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"load-{began.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"results: {path}")
+    write_results(report, f"load-{began.strftime('%Y%m%dT%H%M%SZ')}")
 
 
 if __name__ == "__main__":

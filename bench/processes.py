@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,16 @@ import httpx
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def write_results(report: dict[str, object], name: str) -> Path:
+    """``report`` as JSON in ``bench/results/<name>.json``; prints and returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+    return path
 
 
 class ServiceProcess:

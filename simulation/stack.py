@@ -41,15 +41,11 @@ from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import REPLENISHMENT_REQUESTS, topic_specs
 
-from .closed_loop import SimConfig, baseline_demand
-from .demo import Demo, fill_rate_by_day
+from .closed_loop import SimConfig, _day, baseline_demand
+from .demo import Demo, _at, fill_rate_by_day
 
 SETTLE_TIMEOUT_S = 120.0
 LOGS = Path(__file__).resolve().parent.parent / ".local" / "logs"
-
-
-def _day(event: dict[str, Any]) -> date:
-    return date.fromisoformat(event["occurred_at"][:10])
 
 
 def item_policies(events: list[dict[str, Any]], config: SimConfig) -> dict[tuple[str, str], Policy]:
@@ -79,7 +75,6 @@ class DayFigures:
     day: str
     units_held: int
     stockouts: int
-    requests: int
 
 
 @dataclass
@@ -215,13 +210,7 @@ class SteppedLoop(Demo):
             " count(*) FILTER (WHERE available <= 0) AS stockouts FROM stock_levels"
         )
         assert row is not None
-        self.run.days.append(
-            DayFigures(day.isoformat(), int(row["held"]), int(row["stockouts"]), self.p.requests)
-        )
-
-
-def _at(event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+        self.run.days.append(DayFigures(day.isoformat(), int(row["held"]), int(row["stockouts"])))
 
 
 def _end_of(day: date) -> datetime:
