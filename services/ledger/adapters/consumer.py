@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import heapq
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.alignment import AlignedFetcher
 from shared.events.codec import Rejection, decode
-from shared.kafka import Assignment, Record, commit, dead_letter, fetch, next_offsets
+from shared.kafka import Assignment, Record, commit, dead_letter, next_offsets
 from shared.runner import retry
 
 from ..metrics import LedgerMetrics
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 
 Rejected = tuple[Record, str, str]  # the record, the reason code, the detail
 DECODE_SLICE = 250  # records decoded at a time while the previous batch is being appended
-
-
-def _produced_at(record: Record) -> int:
-    return int(record.timestamp)
 
 
 class LedgerConsumer:
@@ -55,6 +51,7 @@ class LedgerConsumer:
         self.batch_max_records = batch_max_records
         self.batch_timeout_ms = batch_timeout_ms
         self._stopping = asyncio.Event()
+        self.fetcher = AlignedFetcher(consumer, batch_max_records, batch_timeout_ms)
 
     async def run(self, stopping: asyncio.Event) -> None:
         # The next batch is fetched and decoded while the current one is being appended, so the
@@ -73,13 +70,10 @@ class LedgerConsumer:
                 await upcoming
 
     async def _fetch(self) -> tuple[list[Record], list[Accepted], list[Rejected]]:
-        batch = await fetch(
-            self.consumer, self._stopping, self.batch_timeout_ms, self.batch_max_records
-        )
-        # one list in the order the records were produced (each partition's order kept), so
-        # that an order placed just before its shipment is scanned is applied first even when
-        # the two arrive on different topics in one batch
-        records = list(heapq.merge(*batch.values(), key=_produced_at))
+        # in the order the records were produced, across topics and batches (each partition's
+        # order kept), so that an order placed just before its shipment is scanned is applied
+        # first even when the two travel on different topics
+        records = await self.fetcher.next_batch(self._stopping)
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for start in range(0, len(records), DECODE_SLICE):

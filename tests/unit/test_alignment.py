@@ -1,0 +1,88 @@
+"""The rule that releases input records in produce order across partitions (no server)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.alignment import DONE, WAITING, release
+
+A, B, C = TopicPartition("orders", 0), TopicPartition("scans", 0), TopicPartition("scans", 1)
+
+
+@dataclass(frozen=True)
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+def records(tp: TopicPartition, *times: int) -> deque[Rec]:
+    return deque(Rec(tp.topic, tp.partition, i, t) for i, t in enumerate(times))
+
+
+def times(batch: list[Rec]) -> list[int]:
+    return [r.timestamp for r in batch]
+
+
+def test_records_are_merged_by_produce_time_up_to_the_least_advanced_partition() -> None:
+    buffers = {A: records(A, 1, 4, 6), B: records(B, 2, 3, 5, 9)}
+    batch = release(buffers, {A: 6, B: 9}, 100)
+    assert times(batch) == [1, 2, 3, 4, 5, 6]
+    assert times(list(buffers[B])) == [9]  # A may still deliver something older than 9
+    assert not buffers[A]
+
+
+def test_a_partition_with_more_to_read_and_nothing_delivered_holds_everything_back() -> None:
+    buffers = {A: records(A, 1, 2), B: deque[Rec]()}
+    assert release(buffers, {A: 2, B: WAITING}, 100) == []
+    assert times(list(buffers[A])) == [1, 2]
+
+
+def test_a_partition_with_nothing_more_to_read_holds_nothing_back() -> None:
+    buffers = {A: records(A, 1, 2), B: records(B, 7)}
+    assert times(release(buffers, {A: DONE, B: DONE, C: DONE}, 100)) == [1, 2, 7]
+
+
+def test_beyond_the_limit_records_go_back_to_the_front_of_their_partitions_in_order() -> None:
+    buffers = {A: records(A, 1, 3, 5), B: records(B, 2, 4, 6)}
+    assert times(release(buffers, {A: 5, B: 6}, 3)) == [1, 2, 3]
+    assert [r.offset for r in buffers[A]] == [2]
+    assert [r.offset for r in buffers[B]] == [1, 2]
+    assert times(release(buffers, {A: 5, B: 6}, 3)) == [4, 5]  # 6: A may send an earlier one
+
+
+def test_a_partition_keeps_its_own_order_when_its_times_go_backwards() -> None:
+    buffers = {A: records(A, 5, 1, 2), B: records(B, 3, 8)}
+    batch = release(buffers, {A: 5, B: 8}, 100)
+    assert [(r.topic, r.offset) for r in batch if r.topic == "orders"] == [
+        ("orders", 0),
+        ("orders", 1),
+        ("orders", 2),
+    ]
+    assert times(batch) == [3, 5, 1, 2]
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 50), max_size=30), min_size=1, max_size=4),
+    st.integers(1, 20),
+)
+def test_all_released_once_in_produce_order_when_partitions_deliver_everything(
+    partitions: list[list[int]], limit: int
+) -> None:
+    tps = [TopicPartition("t", i) for i in range(len(partitions))]
+    buffers = {tp: records(tp, *sorted(ts)) for tp, ts in zip(tps, partitions, strict=True)}
+    out: list[Rec] = []
+    while any(buffers.values()):
+        batch = release(buffers, {tp: DONE for tp in tps}, limit)
+        assert 0 < len(batch) <= limit
+        out += batch
+    assert times(out) == sorted(t for ts in partitions for t in ts)
+    assert sorted((r.partition, r.offset) for r in out) == [
+        (i, n) for i, ts in enumerate(partitions) for n in range(len(ts))
+    ]
