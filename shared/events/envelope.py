@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, WithJsonSchema
+from pydantic_core import core_schema
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_QTY = 1_000_000_000  # far above any real movement, far below bigint overflow in sums
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# The spelling RFC 3339 allows; pydantic's own datetime parser also takes "1309508760", minutes
+# without seconds, "+0100" and more. Checked with pydantic-core's regex engine, as is the year
+# range below: both run for every event, and a Python validator costs a fifth of a decode.
+_RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339_ERROR = "must be an RFC 3339 time with an offset, e.g. 2011-07-01T08:26:00Z"
+# Business times: years 1900 to 2999 in UTC, so that every accepted time converts to UTC, fits
+# PostgreSQL's timestamptz, and is accepted again when read back.
+_EARLIEST, _LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 
 
-def _rfc3339(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an RFC 3339 time with an offset, e.g. 2011-07-01T08:26:00Z")
-    return value
+class _Rfc3339:
+    """An aware datetime read from an RFC 3339 string: the spelling, then the value and range."""
 
-
-def _within_range(value: datetime) -> datetime:
-    """Business times: years 1900 to 2999 in UTC, so that every accepted time converts to UTC,
-    fits PostgreSQL's timestamptz, and is accepted again when read back."""
-    if not 1899 <= value.year <= 3000:  # converting at the ends of the datetime range overflows
-        raise ValueError("must be between the years 1900 and 2999")
-    utc = value.astimezone(UTC)
-    if not 1900 <= utc.year <= 2999:
-        raise ValueError("must be between the years 1900 and 2999")
-    return utc
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        spelling = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=_RFC3339),
+            "rfc3339",
+            custom_error_message=_RFC3339_ERROR,
+        )
+        value = core_schema.datetime_schema(tz_constraint="aware", ge=_EARLIEST, lt=_LATEST)
+        return core_schema.chain_schema([spelling, value])
 
 
 # Printable characters with no blank at either end; spaces are allowed inside. Checked by
@@ -49,8 +53,9 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_CODE_PA
 
 Qty = Annotated[int, Field(strict=True, gt=0, le=MAX_QTY, description="Units, > 0.")]
 SignedQty = Annotated[int, Field(strict=True, ge=-MAX_QTY, le=MAX_QTY)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_within_range)]
-"""An RFC 3339 time with an offset; naive times and numbers are refused."""
+Timestamp = Annotated[datetime, _Rfc3339, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""An RFC 3339 time with an offset, years 1900 to 2999 in UTC; naive times and numbers are
+refused. The offset is kept as sent."""
 
 
 class Data(BaseModel):

@@ -43,6 +43,13 @@ def test_a_receipt_against_an_open_request_reduces_incoming_but_never_below_zero
     assert level(state) == Balance(on_hand=13, incoming=0)
 
 
+def test_a_confirmation_records_its_expected_time_in_utc_whatever_offset_it_was_sent_with() -> None:
+    confirmation = ev.confirmed("R1", A, UK, 10)
+    confirmation["data"]["expected_at"] = "2011-07-04T09:30:00+02:00"
+    _, entries = run(confirmation)
+    assert [e.detail for e in entries] == [{"expected_at": "2011-07-04T07:30:00+00:00"}]
+
+
 def test_a_receipt_with_an_unknown_reference_only_adds_to_on_hand() -> None:
     state, _ = run(ev.received(A, UK, 5, reference="PO-123"))
     assert level(state) == Balance(on_hand=5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from asyncpg.pgproto import pgproto
@@ -427,7 +427,7 @@ def _confirmed(fx: _Effects, e: ReplenishmentConfirmed) -> None:
     inbound = fx.state.inbound_for(d.request_id)
     before = inbound.incoming(key)
     inbound.item(key).expected = d.qty
-    detail = {"expected_at": d.expected_at.isoformat()} if d.expected_at else None
+    detail = {"expected_at": d.expected_at.astimezone(UTC).isoformat()} if d.expected_at else None
     fx.add(
         key,
         "replenishment_confirmed",
