@@ -166,11 +166,12 @@ def batch_consumer(
 
 def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
     """Per partition, the offset to commit once these records are done with."""
-    offsets: dict[TopicPartition, int] = {}
+    offsets: dict[tuple[str, int], int] = {}
     for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-    return offsets
+        key = (r.topic, r.partition)
+        if offsets.get(key, 0) <= r.offset:
+            offsets[key] = r.offset + 1
+    return {TopicPartition(*key): offset for key, offset in offsets.items()}
 
 
 async def commit(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]) -> bool:

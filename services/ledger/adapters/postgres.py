@@ -47,9 +47,12 @@ ENTRY_COLUMNS = (
     "detail",
 )
 
+# Claimed in event id order: concurrent claims of the same ids then wait for each other, and
+# never deadlock.
 _CLAIM = """
 INSERT INTO processed_events (event_id, event_type, topic)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS c(event_id, event_type, topic)
+ORDER BY event_id
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
@@ -122,12 +125,12 @@ class Loaded:
 
 
 def _claim_columns(unique: list[Accepted]) -> list[list[Any]]:
-    """The claims' columns for ``_CLAIM``, in event id order: concurrent claims of the same ids
-    then wait for each other, and never deadlock."""
-    records = sorted(
-        [(a.event.event_id, a.event.type, a.topic) for a in unique], key=lambda r: r[0].int
-    )
-    return [list(column) for column in zip(*records, strict=True)]
+    """The claims' columns for ``_CLAIM``."""
+    return [
+        [a.event.event_id for a in unique],
+        [a.event.type for a in unique],
+        [a.topic for a in unique],
+    ]
 
 
 async def _lock(conn: Connection, space: int, keys: Iterable[str]) -> None:
