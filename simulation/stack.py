@@ -86,7 +86,7 @@ class StackRun:
     requests: int = 0
     transfers: int = 0
     events: int = 0
-    order_lines: int = 0  # lines committed when placed: the fill rate's lines
+    order_lines: int = 0  # commitment entries (one per item of an order): the fill rate's lines
     order_lines_in_ledger: int = 0  # lines the ledger has any entry for
     lines_filled: float = 0.0
     seconds: float = 0.0
