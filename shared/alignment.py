@@ -98,6 +98,7 @@ class AlignedFetcher:
         self.max_wait_s = max_wait_s
         self.buffers: dict[TopicPartition, deque[Record]] = {}
         self.reached: dict[TopicPartition, int] = {}  # latest produce time delivered
+        self.last_offset: dict[TopicPartition, int] = {}  # of the last record delivered
 
     async def next_batch(self, stopping: asyncio.Event) -> list[Record]:
         """The next batch; empty when nothing arrived within the timeout, or when stopping."""
@@ -129,6 +130,7 @@ class AlignedFetcher:
         for tp in self.buffers.keys() - assigned:  # revoked: the new owner reads them again
             del self.buffers[tp]
             self.reached.pop(tp, None)
+            self.last_offset.pop(tp, None)
         return assigned
 
     def _share(self, assigned: set[TopicPartition]) -> int:
@@ -161,10 +163,14 @@ class AlignedFetcher:
             if not records:
                 continue
             buffer = self.buffers.setdefault(tp, deque())
-            if buffer and records[0].offset <= buffer[-1].offset:
+            latest = max(map(_produced_at, records))
+            if records[0].offset <= self.last_offset.get(tp, -1):
                 buffer.clear()  # the partition was assigned again and is read from its commit
+            elif tp in self.reached:
+                latest = max(latest, self.reached[tp])
             buffer.extend(records)
-            self.reached[tp] = max(self.reached.get(tp, 0), max(map(_produced_at, records)))
+            self.reached[tp] = latest
+            self.last_offset[tp] = records[-1].offset
             added += len(records)
         return added
 

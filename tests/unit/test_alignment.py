@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.alignment import DONE, WAITING, release
+from shared.alignment import DONE, WAITING, AlignedFetcher, release
 
 A, B, C = TopicPartition("orders", 0), TopicPartition("scans", 0), TopicPartition("scans", 1)
 
@@ -86,3 +88,63 @@ def test_all_released_once_in_produce_order_when_partitions_deliver_everything(
     assert sorted((r.partition, r.offset) for r in out) == [
         (i, n) for i, ts in enumerate(partitions) for n in range(len(ts))
     ]
+
+
+class FakeConsumer:
+    """The part of AIOKafkaConsumer the fetcher uses: partitions with logs, read positions."""
+
+    def __init__(self, logs: dict[TopicPartition, list[int]]) -> None:
+        self.logs = {tp: list(records(tp, *ts)) for tp, ts in logs.items()}
+        self.positions = dict.fromkeys(logs, 0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.logs)
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Rec]]:
+        got = {}
+        for tp in partitions or sorted(self.logs):
+            taken = self.logs[tp][self.positions[tp] : self.positions[tp] + max_records]
+            if taken:
+                got[tp] = taken
+                self.positions[tp] += len(taken)
+                max_records -= len(taken)
+            if not max_records:
+                break
+        return got
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def last_stable_offset(self, tp: TopicPartition) -> int:
+        return len(self.logs[tp])
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.logs[tp])
+
+
+async def read(fetcher: AlignedFetcher, batches: int) -> list[Rec]:
+    out: list[Rec] = []
+    for _ in range(batches):
+        out += await fetcher.next_batch(asyncio.Event())
+    return out
+
+
+async def test_the_fetcher_hands_out_whole_backlogs_in_produce_order() -> None:
+    consumer = FakeConsumer({A: list(range(0, 40, 2)), B: list(range(1, 40, 2))})
+    fetcher = AlignedFetcher(cast(AIOKafkaConsumer, consumer), 6, 0)
+    out = await read(fetcher, 20)
+    assert times(out) == list(range(40))
+
+
+async def test_a_partition_read_again_from_its_commit_replaces_what_was_buffered() -> None:
+    consumer = FakeConsumer({A: list(range(0, 40, 2)), B: list(range(1, 40, 2))})
+    fetcher = AlignedFetcher(cast(AIOKafkaConsumer, consumer), 6, 0)
+    first = await read(fetcher, 1)
+    assert times(first) == list(range(6))
+    consumer.positions[A] = 0  # assigned again, nothing committed: read from the start
+    again = await read(fetcher, 20)
+    a_offsets = [r.offset for r in again if r.topic == A.topic]
+    assert a_offsets == list(range(20))  # once each, in order, from the start
+    assert times(again) == sorted(times(again))
