@@ -28,7 +28,7 @@ from shared.kafka import client_options
 from shared.settings import Settings
 
 from .endtoend import retail_replay, sustained
-from .ledger import ledger_ingest, raw_consume, raw_copy
+from .ledger import ledger_ingest, raw_consume, raw_copy, rows_per_batch
 from .peer import run_peer
 from .processes import RESULTS, ServiceProcess, stop_cleanly_on_sigterm, write_results
 from .progress import Progress
@@ -156,7 +156,7 @@ async def _run_services(
         ledger.stop()
         relay.stop()
         projector.stop()
-        copy = await raw_copy(database_url)
+        copy = await raw_copy(database_url, rows_per_batch(ingest, settings.batch_max_records))
         rebuilt = await rebuild_rate(database_url)
     finally:
         ledger.stop()
@@ -235,7 +235,7 @@ def show(results: dict[str, Any], events: int) -> None:
     table.add_row(
         "limit: raw COPY",
         f"{copy['per_second']:,.0f} rows/s",
-        f"{copy['rows']:,} ledger rows, same indexes",
+        f"{copy['rows']:,} ledger rows, {copy['rows_per_batch']:,} a batch",
     )
     _peer_rows(table, results)
     console = Console()

@@ -16,8 +16,6 @@ from shared.topics import INPUT_TOPICS
 from .processes import ServiceProcess
 from .progress import Progress
 
-COPY_BATCH = 5000
-
 
 async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
     """A bare aiokafka consumer reading the same input topics, doing nothing: msgs/s."""
@@ -45,28 +43,44 @@ async def raw_consume(settings: Settings, expected: int) -> dict[str, Any]:
     return {"messages": seen, "seconds": elapsed, "per_second": seen / elapsed}
 
 
-async def raw_copy(database_url: str) -> dict[str, Any]:
-    """The ledger's own rows written again with bare COPY, in batches of 5,000, into a table with
-    the ledger's columns and indexes (the physical limit for these rows): rows/s."""
+async def raw_copy(database_url: str, rows_per_batch: int) -> dict[str, Any]:
+    """The ledger's own rows written again with bare COPY into a table like the ledger's (the
+    same columns and indexes, logged and in shared buffers as the ledger is), in batches of
+    ``rows_per_batch`` (as many rows per transaction as the ledger wrote): the physical limit for
+    these rows, in rows/s. Not a temporary table: its buffers (``temp_buffers``, 8 MB by default)
+    spill long before a benchmark's rows are written, which slows it the more rows there are."""
     conn = await asyncpg.connect(database_url)
     try:
+        await conn.execute("DROP TABLE IF EXISTS copy_target")
         await conn.execute(
-            "CREATE TEMP TABLE copy_target"
-            " (LIKE ledger_entries INCLUDING DEFAULTS INCLUDING INDEXES)"
+            "CREATE TABLE copy_target (LIKE ledger_entries INCLUDING DEFAULTS INCLUDING INDEXES)"
         )
         columns = await _columns(conn)
         rows = await conn.fetch(f"SELECT {', '.join(columns)} FROM ledger_entries")
         records = [tuple(r) for r in rows]
         started = time.perf_counter()
-        for i in range(0, len(records), COPY_BATCH):
+        for i in range(0, len(records), rows_per_batch):
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "copy_target", records=records[i : i + COPY_BATCH], columns=columns
+                    "copy_target", records=records[i : i + rows_per_batch], columns=columns
                 )
         elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE copy_target")
     finally:
         await conn.close()
-    return {"rows": len(records), "seconds": elapsed, "per_second": len(records) / elapsed}
+    return {
+        "rows": len(records),
+        "rows_per_batch": rows_per_batch,
+        "seconds": elapsed,
+        "per_second": len(records) / elapsed,
+    }
+
+
+def rows_per_batch(ingest: dict[str, Any], batch_max_records: int) -> int:
+    """The ledger's entries per transaction in an ingest run: its entries over its batches."""
+    events, entries = int(ingest["events"]), int(ingest["entries"])
+    batches = max(1, -(-events // batch_max_records))
+    return max(1, round(entries / batches))
 
 
 async def _columns(conn: asyncpg.Connection) -> list[str]:
