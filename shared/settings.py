@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         description="Prepended to every topic name; lets tests and tenants share one broker.",
     )
     consumer_group_prefix: str = Field(default="stockledger", description="Consumer group prefix.")
-    batch_max_records: int = Field(default=5000, ge=1, description="Records per fetch and batch.")
+    batch_max_records: int = Field(default=10_000, ge=1, description="Records per fetch and batch.")
     batch_timeout_ms: int = Field(default=50, ge=0, description="How long a fetch waits for data.")
     ledger_relay: bool = Field(
         default=True,
