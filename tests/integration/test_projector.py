@@ -11,7 +11,11 @@ from urllib.parse import quote
 
 import asyncpg
 import httpx
+import jsonschema_rs
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
@@ -19,9 +23,10 @@ from services.projector.rebuild import rebuild
 from shared.events.ledger import as_json, entry_message
 from shared.levels import STATES, fold
 from shared.settings import Settings
-from shared.topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
+from shared.topics import LEVELS, ORDERS, REPLENISHMENT_UPDATES, SCANS, topic_specs
 
 from .. import events as ev
+from ..conftest import ROOT
 from ..kafka_io import eventually, ledger_input_lag, produce_events
 from ..reference import random_history
 from ..services import running, with_port
@@ -116,6 +121,66 @@ async def test_levels_totals_and_history_answer_for_odd_skus(
         assert sorted(e["kind"] for e in trail["entries"]) == ["commitment", "receipt"]
         assert trail["entries"][0]["source_event_id"]
         assert trail["next_after"] is None
+
+
+async def latest_levels(settings: Settings) -> dict[bytes, tuple[int, dict[str, Any]]]:
+    """Every message on the levels topic so far, the last one per key: (partition, value)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_prefix + LEVELS,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        latest: dict[bytes, tuple[int, dict[str, Any]]] = {}
+        while batch := await consumer.getmany(timeout_ms=500):
+            for records in batch.values():
+                for r in records:
+                    assert r.key is not None
+                    latest[r.key] = (r.partition, orjson.loads(r.value))
+        return latest
+    finally:
+        await consumer.stop()
+
+
+async def test_each_item_s_last_level_on_the_topic_is_the_level_the_api_answers(
+    api: tuple[Settings, httpx.AsyncClient],
+) -> None:
+    settings, client = api
+    events = []
+    for n, sku in enumerate(ODD):
+        events += [
+            ev.received(sku, "UK", 10 + n),
+            ev.received(sku, "EU/1", 4),
+            ev.placed(f"O-{sku}", "UK", [("1", sku, 3)]),
+            ev.adjusted(sku, "EU/1", 1, "damaged"),
+        ]
+    await publish(settings, events)
+    await eventually(lambda: caught_up(settings))
+    schema = orjson.loads((ROOT / "docs" / "schemas" / "stock.levels.v1.json").read_bytes())
+    validator = jsonschema_rs.validator_for(schema)
+    answers = {}
+    for sku in ODD:
+        for location in ("UK", "EU/1"):
+            got = await client.get("/v1/stock", params={"sku": sku, "location": location})
+            answers[f"{location}|{sku}".encode()] = got.json()
+
+    async def published() -> bool:
+        latest = await latest_levels(settings)
+        return {k: v for k, (_, v) in latest.items()} == answers
+
+    await eventually(published)
+    count = {t.name: t.partitions for t in topic_specs(settings.topic_prefix)}[
+        settings.topic_prefix + LEVELS
+    ]
+    every = list(range(count))
+    for key, (partition, level) in (await latest_levels(settings)).items():
+        validator.validate(level)
+        # where Kafka's own clients would put the key, so compaction keeps one level per item
+        assert partition == DefaultPartitioner()(key, every, every)
+    assert answers[b"UK|BANK CHARGES"]["available"] == 7
+    assert answers[b"EU/1|BANK CHARGES"]["available"] == 3
 
 
 async def test_the_ledger_history_pages_by_position(

@@ -19,7 +19,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.kafka import Record, commit, consume_batches, json_values, next_offsets
+from shared.kafka import Record, commit, consume_batches, json_values, next_offsets, send_keyed
+from shared.metrics import observe_many
 from shared.runner import retry
 
 from ..metrics import ProjectorMetrics
@@ -41,6 +42,13 @@ def level_message(row: asyncpg.Record) -> dict[str, Any]:
         "position": row["position"],
         "updated_at": row["updated_at"].isoformat().replace("+00:00", "Z"),
     }
+
+
+def level_bytes(row: asyncpg.Record) -> bytes:
+    """:func:`level_message` as JSON, for a row of exactly ``LEVEL_COLUMNS`` (a level as the
+    read model returns it for publishing): orjson writes the columns in order, and the time
+    in the same RFC 3339 form, without a dict built field by field."""
+    return orjson.dumps(dict(row.items()), option=orjson.OPT_UTC_Z)
 
 
 class ProjectorConsumer:
@@ -88,16 +96,12 @@ class ProjectorConsumer:
         return changed
 
     async def _publish(self, levels: list[asyncpg.Record]) -> None:
-        futures = [
-            await self.producer.send(
-                self.levels_topic,
-                orjson.dumps(level_message(row)),
-                key=f"{row['location']}|{row['sku']}".encode(),
-            )
-            for row in levels
-        ]
-        await asyncio.gather(*futures)
-        self.metrics.levels_published.inc(len(futures))
+        sent = await send_keyed(
+            self.producer,
+            self.levels_topic,
+            [(f"{row['location']}|{row['sku']}".encode(), level_bytes(row)) for row in levels],
+        )
+        self.metrics.levels_published.inc(sent)
 
     def _observe(
         self, entries: list[dict[str, Any]], changed: dict[Any, Any], seconds: float
@@ -107,11 +111,14 @@ class ProjectorConsumer:
         self.metrics.skipped.inc(len(entries) - applied)
         self.metrics.apply_seconds.observe(seconds)
         now = datetime.now(UTC).timestamp()
+        occurred, recorded = [], []
         for e in entries:
             with contextlib.suppress(KeyError, ValueError):
-                self.metrics.event_to_visible.observe(max(0.0, now - _ts(e["occurred_at"])))
-                self.metrics.ledger_to_visible.observe(max(0.0, now - _ts(e["recorded_at"])))
+                occurred.append(max(0.0, now - _ts(e["occurred_at"])))
+                recorded.append(max(0.0, now - _ts(e["recorded_at"])))
+        observe_many(self.metrics.event_to_visible, occurred)
+        observe_many(self.metrics.ledger_to_visible, recorded)
 
 
 def _ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(value).timestamp()  # RFC 3339, "Z" included (Python 3.11+)
