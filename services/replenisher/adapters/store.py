@@ -159,16 +159,20 @@ class ReplenisherStore:
         items = {(r["sku"], r["location"]): r for r in rows}
         policies = {k: self.policy_of(r) for k, r in items.items()}
         figures = {k: figures_for(policies[k], forecast_of(r)) for k, r in items.items()}
+        locations: dict[str, list[str]] = defaultdict(list)  # of each sku: a batch's sources
+        for sku, location in items:
+            locations[sku].append(location)
         raised = []
         for key in touched:
             row, item_figures = items[key], figures[key]
             if item_figures is None:
                 continue
             position = int(row["available"] + row["incoming"] + row["requested"])
+            sku = key[0]
             sources = [
                 Source(loc, int(items[(sku, loc)]["available"]), figures[(sku, loc)])
-                for (sku, loc) in items
-                if sku == key[0] and loc != key[1]
+                for loc in locations[sku]
+                if loc != key[1]
             ]
             decision = decide(policies[key], item_figures, position, sources)
             if decision is not None:
