@@ -75,10 +75,10 @@ WHERE b.sku = u.sku AND b.location = u.location
 """
 _UPDATE_ORDERS = """
 UPDATE ledger_orders o SET state = u.state
-FROM unnest($1::text[], $2::jsonb[]) AS u(order_id, state) WHERE o.order_id = u.order_id
+FROM unnest($1::text[], $2::json[]) AS u(order_id, state) WHERE o.order_id = u.order_id
 """
 _SAVE_INBOUND = """
-INSERT INTO ledger_inbound (reference, state) SELECT * FROM unnest($1::text[], $2::jsonb[])
+INSERT INTO ledger_inbound (reference, state) SELECT * FROM unnest($1::text[], $2::json[])
 ON CONFLICT (reference) DO UPDATE SET state = EXCLUDED.state
 """
 
