@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -44,24 +45,36 @@ async def lock_items(
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-async def add_changes(conn: Connection, table: str, changed: dict[tuple[str, str], Any]) -> None:
-    """Add each item's summed deltas (a :class:`shared.levels.Change`) and move its position."""
+async def add_changes(
+    conn: Connection,
+    table: str,
+    changed: dict[tuple[str, str], Any],
+    returning: Sequence[str] = (),
+) -> list[asyncpg.Record]:
+    """Add each item's summed deltas (a :class:`shared.levels.Change`) and move its position;
+    returns the ``returning`` columns of the changed rows, as they are now (none if empty)."""
     assert table in LEVEL_TABLES
     stamp = ", updated_at = now()" if table == "stock_levels" else ""
     if not changed:
-        return
+        return []
     items = sorted(changed)
-    await conn.execute(
-        f"""UPDATE {table} t SET
+    query = f"""UPDATE {table} t SET
           on_hand = t.on_hand + c.on_hand, committed = t.committed + c.committed,
           damaged = t.damaged + c.damaged, quality_control = t.quality_control + c.quality_control,
           incoming = t.incoming + c.incoming, position = c.position{stamp}
         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
                     $6::bigint[], $7::bigint[], $8::bigint[])
           AS c(sku, location, on_hand, committed, damaged, quality_control, incoming, position)
-        WHERE t.sku = c.sku AND t.location = c.location""",
+        WHERE t.sku = c.sku AND t.location = c.location"""
+    args = (
         [k[0] for k in items],
         [k[1] for k in items],
         *([changed[k].deltas[i] for k in items] for i in range(5)),
         [changed[k].last_position for k in items],
+    )
+    if not returning:
+        await conn.execute(query, *args)
+        return []
+    return list(
+        await conn.fetch(query + " RETURNING " + ", ".join(f"t.{c}" for c in returning), *args)
     )

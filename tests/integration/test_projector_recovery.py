@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from services.ledger.app import create_service as create_ledger
+from services.projector.adapters.store import LEVEL_COLUMNS, ReadModel
 from services.projector.app import ProjectorService
 from services.projector.app import create_service as create_projector
 from shared.levels import fold
@@ -114,3 +115,34 @@ async def test_two_projectors_in_one_group_stay_correct_through_a_rebalance(
         await eventually(functools.partial(_ledger_has, settings, len(history)), seconds=60)
         await eventually(lambda: caught_up(settings), seconds=60)
     assert await read_model(settings) == fold(await ledger_entries(settings))
+
+
+async def test_a_redelivered_batch_changes_nothing_and_still_returns_every_level(
+    database_url: str,
+) -> None:
+    def entry(position: int, sku: str, on_hand: int) -> dict[str, object]:
+        return {"position": position, "sku": sku, "location": "UK", "deltas": {"on_hand": on_hand}}
+
+    first = [entry(1, "MUG", 5), entry(2, "CUP", 3), entry(3, "MUG", 2)]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        model = ReadModel(pool)
+        changed, levels = await model.apply(first)
+        assert {(r["sku"], r["on_hand"], r["position"]) for r in levels} == {
+            ("MUG", 7, 3),
+            ("CUP", 3, 2),
+        }
+        assert set(changed) == {("MUG", "UK"), ("CUP", "UK")}
+        # the whole batch again, with one new entry for a third item: only that one changes,
+        # and every item's level comes back, as it is in the read model
+        changed, levels = await model.apply([*first, entry(4, "BOWL", 1)])
+        assert set(changed) == {("BOWL", "UK")}
+        stored = {
+            (r["sku"], r["location"]): dict(r)
+            for r in await pool.fetch(f"SELECT {LEVEL_COLUMNS} FROM stock_levels")
+        }
+        assert {(r["sku"], r["location"]): dict(r) for r in levels} == stored
+        assert stored[("MUG", "UK")]["on_hand"] == 7
+        assert stored[("MUG", "UK")]["available"] == 7
+    finally:
+        await pool.close()

@@ -45,7 +45,7 @@ def level_message(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def level_bytes(row: asyncpg.Record) -> bytes:
-    """:func:`level_message` as JSON, for a row of exactly ``LEVEL_COLUMNS`` (a level as the
+    """:func:`level_message` as JSON, for a row of exactly the columns ``LEVELS`` (a level as the
     read model returns it for publishing): orjson writes the columns in order, and the time
     in the same RFC 3339 form, without a dict built field by field."""
     return orjson.dumps(dict(row.items()), option=orjson.OPT_UTC_Z)

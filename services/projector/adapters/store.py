@@ -16,10 +16,19 @@ import asyncpg
 from shared.db import add_changes, lock_items
 from shared.levels import Change, ItemKey, changes
 
-LEVEL_COLUMNS = (
-    "sku, location, on_hand, committed, damaged, quality_control, incoming, available, position,"
-    " updated_at"
+LEVELS = (
+    "sku",
+    "location",
+    "on_hand",
+    "committed",
+    "damaged",
+    "quality_control",
+    "incoming",
+    "available",
+    "position",
+    "updated_at",
 )
+LEVEL_COLUMNS = ", ".join(LEVELS)
 
 _LEVELS_OF = f"""
 SELECT {LEVEL_COLUMNS} FROM stock_levels l
@@ -37,12 +46,15 @@ class ReadModel:
         """Apply a batch of ledger entries; returns what changed and the current level of every
         item the batch touched (changed or not, so a redelivered batch republishes them)."""
         keys = sorted({(e["sku"], e["location"]) for e in entries})
-        skus, locations = [k[0] for k in keys], [k[1] for k in keys]
         async with self.pool.acquire() as conn, conn.transaction():
             applied = await lock_items(conn, "stock_levels", keys)
             changed = changes(entries, applied)
-            await add_changes(conn, "stock_levels", changed)
-            levels = await conn.fetch(_LEVELS_OF, skus, locations)
+            levels = await add_changes(conn, "stock_levels", changed, returning=LEVELS)
+            # items the batch brought nothing new to (redelivered): published again all the same
+            unchanged = [k for k in keys if k not in changed]
+            if unchanged:
+                skus, locations = [k[0] for k in unchanged], [k[1] for k in unchanged]
+                levels += await conn.fetch(_LEVELS_OF, skus, locations)
         return changed, levels
 
     async def level(self, sku: str, location: str) -> asyncpg.Record | None:
@@ -96,7 +108,7 @@ class ReadModel:
             conditions.append(
                 "r.reorder_point IS NOT NULL AND l.available + l.incoming <= r.reorder_point"
             )
-        columns = ", ".join(f"l.{c.strip()}" for c in LEVEL_COLUMNS.split(","))
+        columns = ", ".join(f"l.{c}" for c in LEVELS)
         return await self.pool.fetch(
             f"SELECT {columns}, r.reorder_point FROM stock_levels l"
             " LEFT JOIN reorder_points r USING (sku, location)"
