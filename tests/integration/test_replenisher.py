@@ -61,10 +61,12 @@ async def _status_is(settings: Settings, request_id: str, status: str) -> bool:
     )
 
 
-async def put_policy(client: httpx.AsyncClient, sku: str, body: dict[str, Any]) -> httpx.Response:
+async def put_policy(
+    client: httpx.AsyncClient, sku: str, body: dict[str, Any], location: str = "UK"
+) -> httpx.Response:
     return await client.put(
         "/v1/policies",
-        params={"sku": sku, "location": "UK"},
+        params={"sku": sku, "location": location},
         json=body,
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
@@ -105,6 +107,29 @@ async def test_one_request_per_crossing_through_confirmation_and_receipt(
     assert messages[0]["data"]["reason"]["policy"] == "min_max"
     listed = (await client.get("/v1/replenishment/requests", params={"status": "closed"})).json()
     assert [r["request_id"] for r in listed["requests"]] == [rid]
+
+
+async def test_a_location_with_surplus_sends_a_transfer_instead_of_a_purchase(
+    suite: tuple[Settings, httpx.AsyncClient],
+) -> None:
+    settings, client = suite
+    for location in ("UK", "EU", "ROW"):
+        assert (await put_policy(client, "MUG", MIN_MAX, location)).status_code == 200
+    # EU holds 200, far above its order-up-to level of 30; ROW holds 40, a surplus of 10
+    await publish(
+        settings,
+        [
+            ev.received("MUG", "UK", 30),
+            ev.received("MUG", "EU", 200),
+            ev.received("MUG", "ROW", 40),
+        ],
+    )
+    await publish(settings, [ev.placed(f"O{n}", "UK", [("1", "MUG", 5)]) for n in range(5)])
+    await eventually(lambda: _count_is(settings, 1))
+    await asyncio.sleep(1)
+    [request] = await requests_of(settings)
+    assert (request["location"], request["qty"]) == ("UK", 25)
+    assert (request["kind"], request["from_location"]) == ("transfer", "EU")
 
 
 async def test_policies_need_the_token_and_valid_values(

@@ -29,6 +29,19 @@ NOTIFY_CHANNEL = "replenishment_requested"
 SOURCE = "stockledger/replenisher"
 
 
+# Each item's level, policy and forecast, and the units requested but not yet confirmed.
+_ITEMS = """
+SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control AS available,
+       i.incoming, i.requests_made, p.policy, f.method, f.daily_demand, f.demand_sd,
+       f.holdout_mae, f.history_days, f.demand_size,
+       (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r
+         WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open') AS requested
+FROM replenisher_items i
+LEFT JOIN replenishment_policies p USING (sku, location)
+LEFT JOIN replenishment_forecasts f USING (sku, location)
+"""
+
+
 def request_ids(sku: str, location: str, number: int) -> tuple[str, uuid.UUID]:
     """The n-th request of an item: the same on every replay of the same history."""
     key = uuid.uuid5(REQUEST_NAMESPACE, f"{location}|{sku}|{number}")
@@ -144,49 +157,55 @@ class ReplenisherStore:
         self, conn: Connection, touched: list[ItemKey], last_event: dict[ItemKey, str]
     ) -> list[dict[str, Any]]:
         rows = await conn.fetch(
-            "SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control"
-            " AS available, i.incoming, i.requests_made, p.policy, f.method, f.daily_demand,"
-            " f.demand_sd, f.holdout_mae, f.history_days, f.demand_size,"
-            " (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r"
-            "   WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open')"
-            "   AS requested"
-            " FROM replenisher_items i"
-            " LEFT JOIN replenishment_policies p USING (sku, location)"
-            " LEFT JOIN replenishment_forecasts f USING (sku, location)"
-            " WHERE i.sku = ANY($1::text[])",
-            sorted({k[0] for k in touched}),
+            _ITEMS
+            + " JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)",
+            [k[0] for k in touched],
+            [k[1] for k in touched],
         )
         items = {(r["sku"], r["location"]): r for r in rows}
         policies = {k: self.policy_of(r) for k, r in items.items()}
         figures = {k: figures_for(policies[k], forecast_of(r)) for k, r in items.items()}
-        locations: dict[str, list[str]] = defaultdict(list)  # of each sku: a batch's sources
-        for sku, location in items:
-            locations[sku].append(location)
+        positions = {
+            k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
+        }
+        # Whether a request is due does not depend on the other locations, which only choose
+        # between a transfer and a purchase: they are read for the few items that need one.
+        due = [
+            k
+            for k in touched
+            if (f := figures[k]) is not None and decide(policies[k], f, positions[k]) is not None
+        ]
+        if not due:
+            return []
+        sources = await self._sources(conn, due)
         raised = []
-        for key in touched:
-            row, item_figures = items[key], figures[key]
-            if item_figures is None:
-                continue
-            position = int(row["available"] + row["incoming"] + row["requested"])
-            sku = key[0]
-            sources = [
-                Source(loc, int(items[(sku, loc)]["available"]), figures[(sku, loc)])
-                for loc in locations[sku]
-                if loc != key[1]
-            ]
-            decision = decide(policies[key], item_figures, position, sources)
-            if decision is not None:
-                message = await self._raise(
-                    conn,
-                    key,
-                    row["requests_made"] + 1,
-                    policies[key],
-                    decision,
-                    position,
-                    last_event[key],
-                )
-                raised.append(message)
+        for key in due:
+            item_figures = figures[key]
+            assert item_figures is not None
+            decision = decide(policies[key], item_figures, positions[key], sources[key])
+            assert decision is not None
+            message = await self._raise(
+                conn,
+                key,
+                items[key]["requests_made"] + 1,
+                policies[key],
+                decision,
+                positions[key],
+                last_event[key],
+            )
+            raised.append(message)
         return raised
+
+    async def _sources(self, conn: Connection, due: list[ItemKey]) -> dict[ItemKey, list[Source]]:
+        """The other locations of each item's sku, that could send it a transfer."""
+        rows = await conn.fetch(
+            _ITEMS + " WHERE i.sku = ANY($1::text[])", sorted({k[0] for k in due})
+        )
+        by_sku: dict[str, list[Source]] = defaultdict(list)
+        for r in rows:
+            item_figures = figures_for(self.policy_of(r), forecast_of(r))
+            by_sku[r["sku"]].append(Source(r["location"], int(r["available"]), item_figures))
+        return {k: [s for s in by_sku[k[0]] if s.location != k[1]] for k in due}
 
     async def _raise(
         self,
