@@ -26,21 +26,38 @@ LEVEL_TABLES = ("stock_levels", "replenisher_items")
 async def lock_items(
     conn: Connection, table: str, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """Create missing rows, lock every row, and return each item's applied position."""
+    """Lock every item's row, creating the missing ones, and return each item's applied position.
+
+    ``keys`` come sorted. The rows that exist are locked first, in that order, in one statement;
+    the items seen for the first time are then inserted and locked, in that order too. Once an
+    item has a row (nearly always), a batch takes one statement. Two instances that briefly own
+    the same items during a rebalance wait for each other, or, if each meets a new item the
+    other has just created, PostgreSQL breaks the deadlock and the batch is retried: each entry
+    is applied once either way.
+    """
     assert table in LEVEL_TABLES
-    skus, locations = [k[0] for k in keys], [k[1] for k in keys]
-    await conn.execute(
-        f"INSERT INTO {table} (sku, location) SELECT * FROM unnest($1::text[], $2::text[])"
-        " ORDER BY 1, 2 ON CONFLICT (sku, location) DO NOTHING",
-        skus,
-        locations,
-    )
+    applied = await _locked(conn, table, keys)
+    if len(applied) < len(keys):
+        missing = [k for k in keys if k not in applied]
+        await conn.execute(
+            f"INSERT INTO {table} (sku, location) SELECT * FROM unnest($1::text[], $2::text[])"
+            " ORDER BY 1, 2 ON CONFLICT (sku, location) DO NOTHING",
+            [k[0] for k in missing],
+            [k[1] for k in missing],
+        )
+        applied.update(await _locked(conn, table, missing))
+    return applied
+
+
+async def _locked(
+    conn: Connection, table: str, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     rows = await conn.fetch(
         f"SELECT t.sku, t.location, t.position FROM {table} t"
         " JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)"
         " ORDER BY t.sku, t.location FOR UPDATE OF t",
-        skus,
-        locations,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
     )
     return {(r[0], r[1]): r[2] for r in rows}
 
