@@ -12,7 +12,10 @@ import pytest
 from services.ledger.adapters import postgres
 from services.ledger.adapters.postgres import PostgresLedgerStore
 from services.ledger.adapters.store import Accepted, LedgerStore, MemoryLedgerStore
-from services.ledger.domain.state import Balance
+from services.ledger.domain.batch import fold
+from services.ledger.domain.rules import Entry
+from services.ledger.domain.state import Balance, LedgerState
+from shared.events.codec import InputEvent
 
 from .. import events as ev
 from ..reference import deliveries, random_history, reference_balances
@@ -76,20 +79,28 @@ async def test_a_batch_mixing_recorded_and_new_events_applies_only_the_new(
 async def test_rules_failing_mid_batch_leave_nothing_recorded(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the claim is in flight while the rules run; their failure must not leave it half done
+    # The rules run a slice at a time inside the COPY of their entries: a failure in a later
+    # slice, after the first slice's entries were sent, must abort the COPY and leave nothing.
     store = PostgresLedgerStore(pool)
-    receipt = accepted(ev.received("MUG", "UK", 5))
+    receipts = accepted(*(ev.received("MUG", "UK", 1) for _ in range(postgres.FOLD_SLICE + 1)))
+    folded: list[int] = []
 
-    def broken(*_: object) -> None:
-        raise RuntimeError("the rules broke")
+    def broken(state: LedgerState, events: list[InputEvent]) -> list[Entry]:
+        if folded:
+            raise RuntimeError("the rules broke")
+        folded.append(len(events))
+        return fold(state, events)
 
     monkeypatch.setattr(postgres, "fold", broken)
     with pytest.raises(RuntimeError, match="the rules broke"):
-        await store.append(receipt)
+        await store.append(receipts)
     monkeypatch.undo()
+    assert folded == [postgres.FOLD_SLICE]
     assert await pool.fetchval("SELECT count(*) FROM processed_events") == 0
-    assert (await store.append(receipt)).applied == 1
-    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
+    assert await pool.fetchval("SELECT count(*) FROM ledger_entries") == 0
+    result = await store.append(receipts)
+    assert (result.applied, result.entries) == (postgres.FOLD_SLICE + 1, postgres.FOLD_SLICE + 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=postgres.FOLD_SLICE + 1)}
 
 
 async def test_a_batch_mixing_every_kind_settles_as_the_reference(store: LedgerStore) -> None:

@@ -3,18 +3,17 @@
 Per batch: lock the orders and references, then the items, each with transaction-scoped advisory
 locks taken in sorted order so that concurrent instances neither deadlock nor overwrite each
 other, and load their state; claim the event ids in ``processed_events`` (a redelivered event is
-dropped there, even one that had no effect on stock) while the pure rules fold the events as if
-all were new, and fold again without the redelivered ones if there were any; append the entries
-under the append lock, which makes positions commit in order (the relay never skips a row); write
-the new state; notify the relay. Every instance takes the locks, then the claims (in event id
+dropped there, even one that had no effect on stock); take the append lock, which makes positions
+commit in order (the relay never skips a row), and fold the new events with the pure rules a
+slice at a time into the COPY of their entries, so that PostgreSQL writes while the rules work;
+write the new state; notify the relay. Every instance takes the locks, then the claims (in event id
 order), then the append lock, so none waits for another in a cycle.
 """
 
 from __future__ import annotations
 
-import asyncio
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ from .store import Accepted, AppendResult, first_of_each
 APPEND_LOCK = 7_300_100  # one lock: appends are serialized, so positions commit in order
 ORDER_LOCK, REFERENCE_LOCK, ITEM_LOCK = 7_300_101, 7_300_102, 7_300_103
 NOTIFY_CHANNEL = "ledger_appended"
+FOLD_SLICE = 500  # events folded at a time while their entries are being copied
 
 ENTRY_COLUMNS = (
     "entry_id",
@@ -154,30 +154,26 @@ class PostgresLedgerStore:
             return AppendResult(0, 0, 0)
         events = [a.event for a in unique]
         state, loaded = await self._load(conn, events)
-        # The claim runs in PostgreSQL while the events are folded here, as if all were new
-        # (redeliveries are rare); the statement is sent before the fold takes the CPU.
-        claim = asyncio.ensure_future(conn.fetch(_CLAIM, *_claim_columns(unique)))
-        try:
-            await asyncio.sleep(0)
-            entries = fold(state, events)
-            claimed = {r[0] for r in await claim}
-        finally:
-            if not claim.done():  # the fold failed, or the append was cancelled meanwhile:
-                claim.cancel()  # free the connection before the transaction rolls back
-                await asyncio.wait([claim])
-        if len(claimed) < len(events):  # some were recorded before: fold the others again
+        claimed = {r[0] for r in await conn.fetch(_CLAIM, *_claim_columns(unique))}
+        if len(claimed) < len(events):  # some were recorded before: only the others count
             events = [e for e in events if e.event_id in claimed]
             if not events:
                 return AppendResult(0, len(batch), 0)
             state, loaded = await self._load(conn, events)
-            entries = fold(state, events)
-        if entries:
-            await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
-            await conn.copy_records_to_table(
-                "ledger_entries",
-                records=[_entry_record(e) for e in entries],
-                columns=ENTRY_COLUMNS,
-            )
+        await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
+        entries: list[Entry] = []
+
+        async def folded() -> AsyncIterator[tuple[object, ...]]:
+            # The events are folded a slice at a time as the COPY takes their entries, so that
+            # PostgreSQL writes the first slices while the rules work out the next ones. A
+            # failing rule aborts the COPY, and the transaction rolls back.
+            for start in range(0, len(events), FOLD_SLICE):
+                more = fold(state, events[start : start + FOLD_SLICE])
+                entries.extend(more)
+                for entry in more:
+                    yield _entry_record(entry)
+
+        await conn.copy_records_to_table("ledger_entries", records=folded(), columns=ENTRY_COLUMNS)
         await self._save(conn, state, loaded, {(e.sku, e.location) for e in entries})
         if entries:
             await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
