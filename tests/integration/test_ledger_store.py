@@ -76,17 +76,19 @@ async def test_a_batch_mixing_recorded_and_new_events_applies_only_the_new(
     assert await store.balances() == {("MUG", "UK"): Balance(on_hand=5)}
 
 
+@pytest.mark.parametrize("failing_slice", [0, 2])
 async def test_rules_failing_mid_batch_leave_nothing_recorded(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, failing_slice: int
 ) -> None:
-    # The rules run a slice at a time inside the COPY of their entries: a failure in a later
-    # slice, after the first slice's entries were sent, must abort the COPY and leave nothing.
+    # The rules run a slice at a time inside the COPY of their entries: a failure in the first
+    # slice, or in a later one after earlier slices' entries were sent, leaves nothing recorded.
     store = PostgresLedgerStore(pool)
-    receipts = accepted(*(ev.received("MUG", "UK", 1) for _ in range(postgres.FOLD_SLICE + 1)))
+    n = 3 * postgres.FOLD_SLICE
+    receipts = accepted(*(ev.received("MUG", "UK", 1) for _ in range(n)))
     folded: list[int] = []
 
     def broken(state: LedgerState, events: list[InputEvent]) -> list[Entry]:
-        if folded:
+        if len(folded) == failing_slice:
             raise RuntimeError("the rules broke")
         folded.append(len(events))
         return fold(state, events)
@@ -95,12 +97,12 @@ async def test_rules_failing_mid_batch_leave_nothing_recorded(
     with pytest.raises(RuntimeError, match="the rules broke"):
         await store.append(receipts)
     monkeypatch.undo()
-    assert folded == [postgres.FOLD_SLICE]
+    assert folded == [postgres.FOLD_SLICE] * failing_slice
     assert await pool.fetchval("SELECT count(*) FROM processed_events") == 0
     assert await pool.fetchval("SELECT count(*) FROM ledger_entries") == 0
     result = await store.append(receipts)
-    assert (result.applied, result.entries) == (postgres.FOLD_SLICE + 1, postgres.FOLD_SLICE + 1)
-    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=postgres.FOLD_SLICE + 1)}
+    assert (result.applied, result.entries) == (n, n)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=n)}
 
 
 async def test_a_batch_mixing_every_kind_settles_as_the_reference(store: LedgerStore) -> None:
