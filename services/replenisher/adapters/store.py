@@ -22,7 +22,7 @@ from shared.db import Connection, add_changes, lock_items
 from shared.levels import ItemKey, changes, fresh_entries
 
 from ..forecast import Forecast
-from ..policy import Decision, Policy, Source, decide, figures_for
+from ..policy import Decision, Policy, Source, decide, figures_for, order_quantity
 
 REQUEST_NAMESPACE = uuid.UUID("0d9c1c8a-3b59-4c55-8a4e-4f3b8e0f7a21")
 NOTIFY_CHANNEL = "replenishment_requested"
@@ -173,7 +173,7 @@ class ReplenisherStore:
         due = [
             k
             for k in touched
-            if (f := figures[k]) is not None and decide(policies[k], f, positions[k]) is not None
+            if (f := figures[k]) is not None and order_quantity(policies[k], f, positions[k]) > 0
         ]
         if not due:
             return []
