@@ -211,19 +211,49 @@ async def dead_letter(
     return len(futures)
 
 
+GATHER_FROM = 1_000
+"""A fetch of at least this many records means the stream is busy (see :func:`consume_batches`)."""
+
+
 async def consume_batches(
     consumer: AIOKafkaConsumer,
     stopping: asyncio.Event,
     handle: Callable[[list[Record]], Awaitable[bool]],
     max_records: int,
     timeout_ms: int,
+    gather_ms: int = 0,
 ) -> None:
-    """Fetch batches until stopping, or until ``handle`` returns False (stopped mid-batch)."""
+    """Fetch batches until stopping, or until ``handle`` returns False (stopped mid-batch).
+
+    With ``gather_ms``, a busy stream (a fetch of at least :data:`GATHER_FROM` records) is
+    gathered for up to that long more, up to ``max_records``, into one batch: work done per item
+    and batch is then shared by more records. A quiet stream is handled as it comes. Records
+    gathered when stopping are not handled, and so not committed: they are read again later.
+    """
     while not stopping.is_set():
         batch = await fetch(consumer, stopping, timeout_ms, max_records)
         records = [r for partition in batch.values() for r in partition]
+        if gather_ms and len(records) >= min(GATHER_FROM, max_records):
+            records += await _gather(consumer, stopping, gather_ms, max_records - len(records))
+            if stopping.is_set():
+                return
         if records and not await handle(records):
             return
+
+
+async def _gather(
+    consumer: AIOKafkaConsumer, stopping: asyncio.Event, gather_ms: int, room: int
+) -> list[Record]:
+    """Up to ``room`` more records, fetched for up to ``gather_ms``."""
+    deadline = time.monotonic() + gather_ms / 1000
+    gathered: list[Record] = []
+    while len(gathered) < room and not stopping.is_set():
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            break
+        batch = await fetch(consumer, stopping, left_ms, room - len(gathered))
+        gathered += [r for partition in batch.values() for r in partition]
+    return gathered
 
 
 async def fetch(

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     consumer_group_prefix: str = Field(default="stockledger", description="Consumer group prefix.")
     batch_max_records: int = Field(default=10_000, ge=1, description="Records per fetch and batch.")
     batch_timeout_ms: int = Field(default=50, ge=0, description="How long a fetch waits for data.")
+    replenisher_gather_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="How long the replenisher gathers a busy stream of ledger entries (a fetch "
+        "of 1,000 or more) into one batch, up to batch_max_records, before deciding: each item is "
+        "then updated once for many entries. A quiet stream is decided on at once; 0 never waits.",
+    )
     ledger_relay: bool = Field(
         default=True,
         description="Run the relay to stock.ledger.v1 inside the ledger process; false where it "

@@ -247,6 +247,8 @@ async def run_through_stack(
                 STOCKLEDGER_DEFAULT_SERVICE_LEVEL=str(config.service_level),
                 # forecasts are refreshed by the loop, every 7 days of history, not by the clock
                 STOCKLEDGER_FORECAST_INTERVAL_S=str(10**9),
+                # each day waits for the replenisher: deciding at once keeps the days short
+                STOCKLEDGER_REPLENISHER_GATHER_MS="0",
             )
             services.start()
             probe = await LagProbe(settings, url, replenisher=True).start()

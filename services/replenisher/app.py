@@ -78,7 +78,12 @@ class ReplenisherService:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(
                     consume_batches(
-                        consumer, self.stopping, handle, s.batch_max_records, s.batch_timeout_ms
+                        consumer,
+                        self.stopping,
+                        handle,
+                        s.batch_max_records,
+                        s.batch_timeout_ms,
+                        s.replenisher_gather_ms,
                     )
                 )
                 tasks.create_task(outbox.run(self.stopping))
