@@ -48,16 +48,27 @@ def changes(
     entries: Iterable[Mapping[str, Any]], applied: Mapping[ItemKey, int]
 ) -> dict[ItemKey, Change]:
     """Sum the fresh entries (see :func:`fresh_entries`) per item."""
+    return summed(fresh_entries(entries, applied))
+
+
+_STATE_INDEX = {state: i for i, state in enumerate(STATES)}
+
+
+def summed(fresh: Iterable[Mapping[str, Any]]) -> dict[ItemKey, Change]:
+    """Sum entries already known to be fresh per item (a delta of no known state is ignored)."""
     out: dict[ItemKey, Change] = {}
-    for e in fresh_entries(entries, applied):
+    index = _STATE_INDEX
+    for e in fresh:
         key = (e["sku"], e["location"])
         position = e["position"]
         change = out.get(key)
         if change is None:
             change = out[key] = Change([0, 0, 0, 0, 0], position, position)
-        d = e["deltas"]
-        for i, state in enumerate(STATES):
-            change.deltas[i] += d.get(state, 0)
+        deltas = change.deltas
+        for state, value in e["deltas"].items():  # an entry names the states it moves, often one
+            i = index.get(state)
+            if i is not None:
+                deltas[i] += value
         change.last_position = position
         change.entries += 1
     return out

@@ -18,6 +18,12 @@ def test_entries_of_one_item_are_summed_with_the_positions_they_cover() -> None:
     assert (change.first_position, change.last_position, change.entries) == (3, 9, 3)
 
 
+def test_every_state_is_summed_in_its_place_and_an_unknown_one_ignored() -> None:
+    every = entry(1, on_hand=1, committed=2, damaged=3, quality_control=4, incoming=5)
+    got = changes([every, entry(2, incoming=10, reserved=7)], {})
+    assert got[("MUG", "UK")].deltas == [1, 2, 3, 4, 15]
+
+
 def test_entries_at_or_below_the_applied_position_are_skipped() -> None:
     got = changes(
         [entry(3, on_hand=5), entry(7, on_hand=2), entry(9, on_hand=1)], {("MUG", "UK"): 7}

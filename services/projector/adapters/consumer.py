@@ -112,13 +112,18 @@ class ProjectorConsumer:
         self.metrics.apply_seconds.observe(seconds)
         now = datetime.now(UTC).timestamp()
         occurred, recorded = [], []
+        seen: dict[str, float] = {}  # an event's entries share a time, a transaction's entries too
         for e in entries:
             with contextlib.suppress(KeyError, ValueError):
-                occurred.append(max(0.0, now - _ts(e["occurred_at"])))
-                recorded.append(max(0.0, now - _ts(e["recorded_at"])))
+                occurred.append(max(0.0, now - _ts(e["occurred_at"], seen)))
+                recorded.append(max(0.0, now - _ts(e["recorded_at"], seen)))
         observe_many(self.metrics.event_to_visible, occurred)
         observe_many(self.metrics.ledger_to_visible, recorded)
 
 
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()  # RFC 3339, "Z" included (Python 3.11+)
+def _ts(value: str, seen: dict[str, float]) -> float:
+    """An RFC 3339 time ("Z" included, Python 3.11+) as a timestamp, each text parsed once."""
+    at = seen.get(value)
+    if at is None:
+        at = seen[value] = datetime.fromisoformat(value).timestamp()
+    return at

@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 
 from shared.db import Connection, add_changes, lock_items
-from shared.levels import ItemKey, changes, fresh_entries
+from shared.levels import ItemKey, fresh_entries, summed
 
 from ..forecast import Forecast
 from ..policy import Decision, Policy, Source, decide, figures_for, order_quantity
@@ -86,7 +86,7 @@ class ReplenisherStore:
             fresh = fresh_entries(entries, applied)
             if not fresh:
                 return []
-            await add_changes(conn, "replenisher_items", changes(fresh, applied))
+            await add_changes(conn, "replenisher_items", summed(fresh))
             await self._add_demand(conn, fresh)
             await self._follow_requests(conn, fresh)
             last_event = {(e["sku"], e["location"]): e["occurred_at"] for e in fresh}
