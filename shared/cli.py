@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from .events.codec import Rejection, decode
+from .levels import STATES
 from .settings import Settings
 from .topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
 
@@ -97,6 +98,9 @@ async def publish(path: Path, settings: Settings) -> None:
     console.print(f"published {len(messages) - refused:,} events, {refused:,} refused")
 
 
+LEVEL_COLUMNS = ("location", *STATES, "available")
+
+
 def show_levels(body: Any) -> None:
     levels = (
         body["locations"] + [{"location": "total", **body["total"]}]
@@ -104,31 +108,10 @@ def show_levels(body: Any) -> None:
         else [body]
     )
     table = Table()
-    for column in (
-        "location",
-        "on_hand",
-        "committed",
-        "damaged",
-        "quality_control",
-        "incoming",
-        "available",
-    ):
+    for column in LEVEL_COLUMNS:
         table.add_column(column, justify="right")
     for level in levels:
-        table.add_row(
-            *(
-                str(level.get(c, ""))
-                for c in (
-                    "location",
-                    "on_hand",
-                    "committed",
-                    "damaged",
-                    "quality_control",
-                    "incoming",
-                    "available",
-                )
-            )
-        )
+        table.add_row(*(str(level.get(c, "")) for c in LEVEL_COLUMNS))
     console.print(table)
 
 

@@ -14,20 +14,9 @@ from typing import Any
 import asyncpg
 
 from shared.db import add_changes, lock_items
-from shared.levels import Change, ItemKey, changes
+from shared.levels import STATES, Change, ItemKey, changes
 
-LEVELS = (
-    "sku",
-    "location",
-    "on_hand",
-    "committed",
-    "damaged",
-    "quality_control",
-    "incoming",
-    "available",
-    "position",
-    "updated_at",
-)
+LEVELS = ("sku", "location", *STATES, "available", "position", "updated_at")
 LEVEL_COLUMNS = ", ".join(LEVELS)
 
 _LEVELS_OF = f"""
