@@ -14,7 +14,7 @@ from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER
 
 from .adapters.consumer import LedgerConsumer
-from .adapters.postgres import PostgresLedgerStore
+from .adapters.postgres import SESSION_SETTINGS, PostgresLedgerStore
 from .adapters.relay import Relay
 from .metrics import LedgerMetrics
 
@@ -45,7 +45,9 @@ class LedgerService:
     async def run(self) -> None:
         s = self.settings
         url = s.database_dsn()
-        self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
+        self.pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=s.db_pool_size, server_settings=SESSION_SETTINGS
+        )
         producers: list[AIOKafkaProducer] = []
         consumer = None
         try:

@@ -145,3 +145,44 @@ async def test_concurrent_appends_over_the_same_items_neither_deadlock_nor_lose_
     assert as_dicts(await writers[0].balances()) == reference_balances(history)
     processed = await pool.fetchval("SELECT count(*) FROM processed_events")
     assert processed == len(history)
+
+
+@pytest.mark.parametrize(
+    ("statement", "types", "args"),
+    [
+        (postgres._LOAD_ORDERS, "text[]", "'{O1,O2}'"),
+        (postgres._UPDATE_ORDERS, "text[], json[]", "'{O1,O2}', '{\"{}\",\"{}\"}'"),
+    ],
+    ids=["load", "update"],
+)
+async def test_order_statements_prepared_on_a_small_table_keep_using_its_index(
+    database_url: str, statement: str, types: str, args: str
+) -> None:
+    # A fresh ledger prepares its statements while ledger_orders holds a few orders. Without the
+    # ledger's session settings, PostgreSQL soon caches a generic plan that scans the table,
+    # comparing each row with every key of a batch, and keeps it as the table grows: lookups
+    # took seconds under load. With them, the plan stays on the primary key.
+    async def plan(settings: dict[str, str]) -> str:
+        conn = await asyncpg.connect(database_url, server_settings=settings)
+        try:
+            await conn.execute(
+                "TRUNCATE ledger_orders;"
+                " ALTER TABLE ledger_orders SET (autovacuum_enabled = false);"
+                " INSERT INTO ledger_orders SELECT 'X' || n, '{}' FROM generate_series(1, 50) n;"
+                " ANALYZE ledger_orders"
+            )
+            await conn.execute(f"PREPARE statement({types}) AS {statement}")
+            for _ in range(8):  # past the five custom plans PostgreSQL tries first
+                await conn.execute(f"EXECUTE statement({args})")
+            await conn.execute(
+                "INSERT INTO ledger_orders SELECT 'O' || n, '{}' FROM generate_series(1, 50000) n"
+            )
+            rows = await conn.fetch(f"EXPLAIN EXECUTE statement({args})")
+            return "\n".join(r[0] for r in rows)
+        finally:
+            await conn.close()
+
+    assert "Seq Scan on ledger_orders" in await plan({})  # the trap is real here
+    kept = await plan(postgres.SESSION_SETTINGS)
+    assert "Seq Scan" not in kept, kept
+    assert "ledger_orders_pkey" in kept, kept

@@ -33,6 +33,14 @@ ORDER_LOCK, REFERENCE_LOCK, ITEM_LOCK = 7_300_101, 7_300_102, 7_300_103
 NOTIFY_CHANNEL = "ledger_appended"
 FOLD_SLICE = 500  # events folded at a time while their entries are being copied
 
+# The ledger's connections read every row by key. A statement prepared while its table was tiny
+# (a fresh ledger's first batches) could otherwise keep a cached generic plan that scans the
+# table and compares each row with every key in the batch's array: on ledger_orders, which gains a
+# row per order, a lookup took 2 to 6 s within a minute of load, until autovacuum's next analyze
+# replaced the plan. With sequential scans priced out, every cached plan uses the keys' index;
+# parallel workers are no help to such lookups on a busy machine.
+SESSION_SETTINGS = {"enable_seqscan": "off", "max_parallel_workers_per_gather": "0"}
+
 ENTRY_COLUMNS = (
     "entry_id",
     "source_event_id",
