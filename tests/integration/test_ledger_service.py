@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 import pytest
 
+from services.ledger.adapters.postgres import SESSION_SETTINGS
 from services.ledger.app import create_service
 from shared.settings import Settings
 from shared.topics import DLQ_SUFFIX, LEDGER, ORDERS, REPLENISHMENT_UPDATES, SCANS
@@ -107,6 +108,18 @@ async def test_malformed_messages_go_to_the_dead_letter_topic_and_the_flow_goes_
         assert headers["error.reason"].decode() == reason
         assert headers["error.detail"]
     assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 3}}
+
+
+async def test_the_ledger_reads_by_key_in_every_session_of_its_pool(settings: Settings) -> None:
+    # the settings that keep a plan cached on a small table from scanning it as it grows
+    # (test_ledger_store), on the connections the running service appends with
+    service = create_service(settings)
+    async with run_service(service):
+        assert service.pool is not None
+        async with service.pool.acquire() as first, service.pool.acquire() as second:
+            for conn in (first, second):
+                for name, value in SESSION_SETTINGS.items():
+                    assert await conn.fetchval(f"SHOW {name}") == value
 
 
 async def test_the_same_event_five_times_on_two_topics_is_recorded_once(
