@@ -71,6 +71,15 @@ kafka_pid() {
   [[ "$(tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null)" == *kafka.Kafka* ]] && echo "$pid"
 }
 
+# The process just started is still there (not gone, not a zombie). Its command line is not
+# checked: read while nohup and setsid exec java, it comes back empty, and a broker starting
+# normally would be taken for one that had exited.
+still_there() {
+  local state
+  state="$(sed -n 's/^.*) \([A-Za-z]\) .*$/\1/p' "/proc/$1/stat" 2>/dev/null)"
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Port the running broker was started with (KAFKA_PORT may differ now).
@@ -128,13 +137,14 @@ start() {
   nohup setsid java "-Xmx$KAFKA_HEAP" -Xms256m -XX:+ExitOnOutOfMemoryError -Dlog4j2.shutdownHookEnabled=false \
     "-Dkafka.logs.dir=$LOG_DIR" "-Dlog4j2.configurationFile=$CONF_SRC/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$CONF" >"$OUT" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  echo "kafka: starting (pid $!, 127.0.0.1:$KAFKA_PORT, data in $DATA)"
+  local started=$!
+  echo "$started" >"$PIDFILE"
+  echo "kafka: starting (pid $started, 127.0.0.1:$KAFKA_PORT, data in $DATA)"
 
   # Ready = the broker logged "Kafka Server started" in this run and the port answers.
   local i
   for ((i = 0; i < KAFKA_START_TIMEOUT * 2; i++)); do
-    kafka_pid >/dev/null || { show_logs >&2; rm -f "$PIDFILE"; die "kafka exited during startup"; }
+    still_there "$started" || { show_logs >&2; rm -f "$PIDFILE"; die "kafka exited during startup"; }
     if started_since "$since" && port_open "$KAFKA_PORT"; then
       echo "kafka: ready on 127.0.0.1:$KAFKA_PORT"; return 0
     fi
