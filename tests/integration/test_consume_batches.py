@@ -17,11 +17,17 @@ pytestmark = pytest.mark.integration
 
 
 async def batches_of(
-    settings: Settings, gather_ms: int, count: int, later: int = 0, after: float = 0.0
+    settings: Settings,
+    gather_ms: int,
+    count: int,
+    later: int = 0,
+    after: float = 0.0,
+    max_records: int = 10_000,
 ) -> list[tuple[float, int]]:
-    """(seconds since the consumer started, records) of each batch a consumer that gathers for
-    ``gather_ms`` hands over, until it has ``count`` records; ``later`` more records are
-    produced ``after`` seconds after it was assigned its partitions (and so began to fetch)."""
+    """(seconds since the consumer started, records) of each batch of at most ``max_records``
+    that a consumer gathering for ``gather_ms`` hands over, until it has ``count`` records;
+    ``later`` more records are produced ``after`` seconds after it was assigned its partitions
+    (and so began to fetch)."""
     topic = settings.topic_prefix + LEDGER
     bootstrap = settings.kafka_bootstrap_servers
     await produce(bootstrap, topic, [(b"k%d" % (i % 50), b"v") for i in range(count - later)])
@@ -47,7 +53,7 @@ async def batches_of(
     try:
         async with asyncio.timeout(60):
             await asyncio.gather(
-                consume_batches(consumer, stopping, handle, 10_000, 50, gather_ms),
+                consume_batches(consumer, stopping, handle, max_records, 50, gather_ms),
                 produce_later(),
             )
     finally:
@@ -63,29 +69,12 @@ async def test_a_busy_stream_is_gathered_into_one_batch(settings: Settings) -> N
 
 
 async def test_a_gathered_batch_stops_at_the_record_limit(settings: Settings) -> None:
-    topic = settings.topic_prefix + LEDGER
-    await produce(settings.kafka_bootstrap_servers, topic, [(b"k", b"v")] * 6_500)
-    consumer = batch_consumer(settings, [topic], "limit", Assignment())
-    await consumer.start()
-    stopping = asyncio.Event()
-    sizes: list[int] = []
-    started = time.monotonic()
-
-    async def handle(records: list[Record]) -> bool:
-        sizes.append(len(records))
-        if sum(sizes) >= 6_500:
-            stopping.set()
-        return True
-
-    try:
-        async with asyncio.timeout(60):
-            await consume_batches(consumer, stopping, handle, 3_000, 50, 30_000)
-    finally:
-        await consumer.stop()
+    seen = await batches_of(settings, 30_000, 6_500, max_records=3_000)
+    sizes = [n for _, n in seen]
     assert sum(sizes) == 6_500
     assert max(sizes) == 3_000
     # full batches are handed over at once, not after the 30 s of gathering
-    assert time.monotonic() - started < 20.0
+    assert seen[-1][0] < 20.0
 
 
 async def test_a_quiet_stream_is_handled_at_once(settings: Settings) -> None:
