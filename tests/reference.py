@@ -84,7 +84,9 @@ def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int
                 totals[item]["on_hand"] += adjust_sign[d["reason"]] * d["qty"]
         elif kind == "scan.transferred":
             totals[(d["sku"], d["from_location"])]["on_hand"] -= d["qty"]
-            expected[(d["transfer_id"], (d["sku"], d["to_location"]))] = d["qty"]
+            # each scan under a transfer id sends more units: they add up
+            sent = (d["transfer_id"], (d["sku"], d["to_location"]))
+            expected[sent] = expected.get(sent, 0) + d["qty"]
         elif kind == "scan.returned":
             item = (d["sku"], d["location"])
             totals[item]["on_hand"] += d["qty"]
@@ -128,14 +130,15 @@ def random_history(rng: random.Random, size: int, tag: str = "") -> list[dict[st
         roll = rng.random()
         order_id = f"{tag}O{rng.randint(1, 6)}"
         line_id = str(rng.randint(1, 2))
-        # an order line, a request and a transfer always carry the same facts, as real ones do:
+        # an order line, a request and a transfer always carry the same facts, as real ones do
+        # (a transfer may be sent in several scans, each with its own quantity):
         # only redeliveries and arrival order vary
         o_sku, o_loc = _pick(skus, order_id + line_id), _pick(locations, order_id)
         o_qty = _fixed_qty(order_id + line_id)
         ref = f"{tag}R{rng.randint(1, 3)}"
         r_sku, r_loc, r_qty = _pick(skus, ref), _pick(locations, ref + "l"), _fixed_qty(ref)
         transfer = f"{tag}T{rng.randint(1, 2)}"
-        t_sku, t_to, t_qty = _pick(skus, transfer), _pick(locations, transfer), _fixed_qty(transfer)
+        t_sku, t_to = _pick(skus, transfer), _pick(locations, transfer)
         if roll < 0.15:
             out.append(ev.received(sku, loc, qty))
         elif roll < 0.25:
@@ -156,7 +159,7 @@ def random_history(rng: random.Random, size: int, tag: str = "") -> list[dict[st
         elif roll < 0.77:
             t_from = "UK" if t_to == "EU" else "EU"
             if rng.random() < 0.5:
-                out.append(ev.transferred(t_sku, t_from, t_to, t_qty, transfer))
+                out.append(ev.transferred(t_sku, t_from, t_to, qty, transfer))  # split: adds up
             else:
                 out.append(ev.received(t_sku, t_to, qty, reference=transfer))
         elif roll < 0.84:

@@ -265,3 +265,15 @@ def test_entry_ids_are_uuid5_of_the_namespace_the_event_id_and_the_line() -> Non
         assert e.entry_id == uuid.UUID(bytes=digest[:16], version=5)
         assert isinstance(e.entry_id, uuid.UUID)
         assert str(e.entry_id) == str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def test_two_shipments_under_one_transfer_id_are_both_incoming() -> None:
+    state, _ = run(
+        ev.received(A, UK, 10),
+        ev.transferred(A, UK, EU, 3, "T1"),
+        ev.transferred(A, UK, EU, 2, "T1"),
+    )
+    assert level(state, A, UK) == Balance(on_hand=5)
+    assert level(state, A, EU) == Balance(incoming=5)
+    state, _ = run(ev.received(A, EU, 4, reference="T1"), state=state)
+    assert level(state, A, EU) == Balance(on_hand=4, incoming=1)

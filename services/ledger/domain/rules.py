@@ -308,7 +308,7 @@ def _transferred(fx: _Effects, e: ScanTransferred) -> None:
     to = (d.sku, d.to_location)
     inbound = fx.state.inbound_for(d.transfer_id)
     before = inbound.incoming(to)
-    inbound.item(to).expected = d.qty
+    inbound.item(to).expected += d.qty  # each scan sends more units under the same transfer
     fx.add(
         to,
         "transfer_in",
