@@ -277,3 +277,36 @@ def test_two_shipments_under_one_transfer_id_are_both_incoming() -> None:
     assert level(state, A, EU) == Balance(incoming=5)
     state, _ = run(ev.received(A, EU, 4, reference="T1"), state=state)
     assert level(state, A, EU) == Balance(on_hand=4, incoming=1)
+
+
+def test_units_shipped_without_a_line_before_the_order_was_placed_ship_once() -> None:
+    state, _ = run(
+        ev.received(A, UK, 10),
+        ev.shipped(A, UK, 2, "O1"),
+        ev.placed("O1", UK, [("1", A, 2)]),
+    )
+    assert level(state) == Balance(on_hand=8, committed=0)
+    state, _ = run(ev.fulfilled("O1", UK, [("1", A, 2)]), state=state)
+    assert level(state) == Balance(on_hand=8, committed=0)
+
+
+def test_unlined_units_shipped_before_placement_fill_the_orders_lines_for_that_sku() -> None:
+    state, _ = run(
+        ev.received(A, UK, 10),
+        ev.shipped(A, UK, 3, "O1"),
+        ev.placed("O1", UK, [("1", A, 2), ("2", "B", 1), ("3", A, 4)]),
+    )
+    assert level(state) == Balance(on_hand=7, committed=3)
+    assert level(state, "B") == Balance(committed=1)
+
+
+def test_an_unlined_shipment_and_a_fulfilment_before_placement_are_the_same_units() -> None:
+    events = [
+        ev.received(A, UK, 10),
+        ev.shipped(A, UK, 2, "O1"),
+        ev.fulfilled("O1", UK, [("1", A, 2)]),
+        ev.placed("O1", UK, [("1", A, 2)]),
+    ]
+    for order in (events, [events[0], events[2], events[1], events[3]]):
+        state, _ = run(*order)
+        assert level(state) == Balance(on_hand=8, committed=0)

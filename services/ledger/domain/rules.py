@@ -206,13 +206,45 @@ def _line_moved(
         )
 
 
+def _unlined(sku: str) -> str:
+    """The pseudo-line holding an order's units of ``sku`` scanned as shipped without a line id
+    before any line of the order for that sku was known."""
+    return f"@{sku}"
+
+
 def _line_for_scan(order: OrderState, sku: str, line_id: str | None) -> str:
     """The line a shipment scan belongs to: the one it names, else the order's line for the sku."""
     if line_id is not None:
         return line_id
-    candidates = [lid for lid, ln in sorted(order.lines.items()) if ln.sku == sku]
+    pool = _unlined(sku)
+    candidates = [lid for lid, ln in sorted(order.lines.items()) if ln.sku == sku and lid != pool]
     open_lines = [lid for lid in candidates if order.lines[lid].committed > 0]
-    return (open_lines or candidates or [f"@{sku}"])[0]
+    return (open_lines or candidates or [pool])[0]
+
+
+def _absorb_unlined(
+    fx: _Effects, order: OrderState, line: LineState, sku: str, *, order_id: str, kind: str
+) -> ItemKey | None:
+    """Move the order's unlined shipped units of ``sku`` into ``line`` (up to what it ordered,
+    once it is placed): they were that line's units. Gives back the on_hand the pool took for
+    units the line reports as shipped already (scans and fulfilments describe the same units);
+    returns where the units were scanned, for the line's own change, or None if none moved."""
+    pool_id = _unlined(sku)
+    pool = order.lines.get(pool_id)
+    if pool is None or pool.scanned <= 0 or pool is line or pool.location is None:
+        return None
+    room = pool.scanned if line.ordered == 0 else max(0, line.ordered - line.scanned)
+    take = min(pool.scanned, room)
+    if take == 0:
+        return None
+    where = (sku, pool.location)
+    pool.scanned -= take
+    line.scanned += take
+    if line.sku is None:
+        line.sku = sku
+    detail = {"order_id": order_id, "line_id": pool_id}
+    fx.add(where, kind, reference=order_id, detail=detail, on_hand=take)
+    return where
 
 
 def _ship(line: LineState, sku: str, qty: int, channel: str) -> None:
@@ -242,6 +274,8 @@ def _shipped(fx: _Effects, e: ScanShipped) -> None:
     line = order.line(line_id)
     shipped, committed = line.shipped, line.committed
     _ship(line, d.sku, d.qty, "scan")
+    if line_id == _unlined(d.sku):
+        line.location = d.location  # where the unlined units left, given back if they reappear
     _line_moved(
         fx,
         line,
@@ -354,7 +388,9 @@ def _placed(fx: _Effects, e: OrderPlaced) -> None:
     order = fx.state.order(d.order_id)
     for placed in d.lines:
         line = order.lines.get(placed.line_id)
-        if line is None and not order.cancelled:  # the usual case, in short: a new line commits
+        if (
+            line is None and not order.cancelled and _unlined(placed.sku) not in order.lines
+        ):  # the usual case, in short: a new line commits
             key = (placed.sku, d.location)
             order.lines[placed.line_id] = LineState(key[0], key[1], placed.qty)
             detail = {"order_id": d.order_id, "line_id": placed.line_id}
@@ -366,12 +402,15 @@ def _placed(fx: _Effects, e: OrderPlaced) -> None:
             line.sku, line.location, line.ordered = placed.sku, d.location, placed.qty
         elif line.sku is None:
             line.sku, line.location = placed.sku, d.location
+        scanned_at = _absorb_unlined(
+            fx, order, line, placed.sku, order_id=d.order_id, kind="commitment"
+        )
         _line_moved(
             fx,
             line,
             shipped,
             committed,
-            ship_at=None,
+            ship_at=scanned_at,
             kind="commitment",
             order_id=d.order_id,
             line_id=placed.line_id,
@@ -408,6 +447,21 @@ def _fulfilled(fx: _Effects, e: OrderFulfilled) -> None:
     for done in d.lines:
         line = order.line(done.line_id)
         shipped, committed = line.shipped, line.committed
+        scanned_at = _absorb_unlined(
+            fx, order, line, done.sku, order_id=d.order_id, kind="shipment"
+        )
+        if scanned_at is not None:  # those units' shipment is already on the books
+            _line_moved(
+                fx,
+                line,
+                shipped,
+                committed,
+                ship_at=scanned_at,
+                kind="shipment",
+                order_id=d.order_id,
+                line_id=done.line_id,
+            )
+            shipped, committed = line.shipped, line.committed
         _ship(line, done.sku, done.qty, "fulfilment")
         _line_moved(
             fx,
