@@ -3,6 +3,11 @@
 A subclass says what to publish (``publish_once``) and where it left off (``resume``). The
 publisher holds a session advisory lock, so among several instances exactly one publishes;
 another takes over when its connection goes. It polls too, so a lost notification only delays.
+
+The lock lives as long as the server keeps the leader's connection. ``session_settings`` give
+that connection the server's TCP keepalives (``Settings.leader_session_settings``): when the
+leader's host dies or drops off the network, the server notices within seconds and ends the
+session, which releases the lock, instead of waiting out the operating system's two hours.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ class OutboxPublisher:
     channel: str
     batch_size: int = 5000
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, session_settings: dict[str, str] | None = None) -> None:
         self.database_url = database_url
+        self.session_settings = session_settings or {}
         self.leader = False
 
     async def resume(self, conn: Connection) -> None:
@@ -44,7 +50,7 @@ class OutboxPublisher:
                 await sleep_unless(stopping, 1.0)
 
     async def _serve(self, stopping: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self.database_url)
+        conn = await asyncpg.connect(self.database_url, server_settings=self.session_settings)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_id):
                 if await sleep_unless(stopping, 1.0):

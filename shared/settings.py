@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     db_pool_size: int = Field(default=4, ge=1, description="PostgreSQL connections per service.")
+    db_keepalives_idle_s: int = Field(
+        default=10,
+        ge=1,
+        description="TCP keepalives of the connection that holds a publisher's leader lock (the "
+        "ledger relay's, the replenisher outbox's): seconds of silence before the server probes.",
+    )
+    db_keepalives_interval_s: int = Field(
+        default=5, ge=1, description="Seconds between the server's keepalive probes."
+    )
+    db_keepalives_count: int = Field(
+        default=3,
+        ge=1,
+        description="Probes unanswered before the server drops the connection, which releases the "
+        "leader lock: a publisher whose host died is replaced after idle + interval x count "
+        "seconds (25 by default), not after the operating system's two hours.",
+    )
     forecast_interval_s: float = Field(
         default=300.0, gt=0, description="How often the replenisher recomputes its forecasts."
     )
@@ -108,6 +124,21 @@ class Settings(BaseSettings):
         lt=1,
         description="Service level of items without a policy (for lines of one unit).",
     )
+
+    def leader_session_settings(self) -> dict[str, str]:
+        """Session settings of a publisher's leader connection: the server's TCP keepalives, and
+        ``tcp_user_timeout`` as long as they take, for data the dead host never acknowledges."""
+        idle, interval, count = (
+            self.db_keepalives_idle_s,
+            self.db_keepalives_interval_s,
+            self.db_keepalives_count,
+        )
+        return {
+            "tcp_keepalives_idle": str(idle),
+            "tcp_keepalives_interval": str(interval),
+            "tcp_keepalives_count": str(count),
+            "tcp_user_timeout": str((idle + interval * count) * 1000),
+        }
 
     def database_dsn(self) -> str:
         """The URL the service connects with, the TLS settings added."""

@@ -71,7 +71,13 @@ class LedgerService:
                     tasks.create_task(ingest.run(self.stopping))
                 if self.with_relay:
                     relay_producer = await self._producer(producers)
-                    self.relay = Relay(url, relay_producer, s.topic_prefix + LEDGER, self.metrics)
+                    self.relay = Relay(
+                        url,
+                        relay_producer,
+                        s.topic_prefix + LEDGER,
+                        self.metrics,
+                        session_settings=s.leader_session_settings(),
+                    )
                     tasks.create_task(self.relay.run(self.stopping))
                 if s.metrics_port:
                     http = health_app(self.metrics.registry, self.ready)

@@ -63,7 +63,13 @@ class ReplenisherService:
         requests = producer(s)
         await start_client(requests, s)
         await start_client(consumer, s)
-        outbox = RequestOutbox(url, requests, s.topic_prefix + REPLENISHMENT_REQUESTS, self.metrics)
+        outbox = RequestOutbox(
+            url,
+            requests,
+            s.topic_prefix + REPLENISHMENT_REQUESTS,
+            self.metrics,
+            session_settings=s.leader_session_settings(),
+        )
 
         async def handle(records: list[Record]) -> bool:
             entries = json_values(records)

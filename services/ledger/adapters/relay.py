@@ -40,8 +40,9 @@ class Relay(OutboxPublisher):
         topic: str,
         metrics: LedgerMetrics,
         batch_size: int = 5000,
+        session_settings: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(database_url)
+        super().__init__(database_url, session_settings)
         self.producer = producer
         self.topic = topic
         self.metrics = metrics

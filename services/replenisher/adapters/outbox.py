@@ -27,9 +27,14 @@ class RequestOutbox(OutboxPublisher):
     batch_size = 1000
 
     def __init__(
-        self, database_url: str, producer: AIOKafkaProducer, topic: str, metrics: ReplenisherMetrics
+        self,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        topic: str,
+        metrics: ReplenisherMetrics,
+        session_settings: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(database_url)
+        super().__init__(database_url, session_settings)
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
