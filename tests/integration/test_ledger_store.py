@@ -186,3 +186,13 @@ async def test_order_statements_prepared_on_a_small_table_keep_using_its_index(
     kept = await plan(postgres.SESSION_SETTINGS)
     assert "Seq Scan" not in kept, kept
     assert "ledger_orders_pkey" in kept, kept
+
+
+async def test_a_write_off_before_its_damage_scan_is_remembered_across_batches(
+    store: LedgerStore,
+) -> None:
+    await store.append(
+        accepted(ev.received("MUG", "UK", 10), ev.adjusted("MUG", "UK", 2, "write_off"))
+    )
+    await store.append(accepted(ev.adjusted("MUG", "UK", 3, "damaged")))
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=8, damaged=1)}

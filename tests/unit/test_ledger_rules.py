@@ -310,3 +310,25 @@ def test_an_unlined_shipment_and_a_fulfilment_before_placement_are_the_same_unit
     for order in (events, [events[0], events[2], events[1], events[3]]):
         state, _ = run(*order)
         assert level(state) == Balance(on_hand=8, committed=0)
+
+
+@pytest.mark.parametrize(
+    "damage", [ev.adjusted(A, UK, 3, "damaged"), ev.returned(A, UK, 3, "damaged")]
+)
+def test_a_write_off_and_its_damage_scan_settle_alike_in_either_order(
+    damage: dict[str, Any],
+) -> None:
+    write_off = ev.adjusted(A, UK, 2, "write_off")
+    first, _ = run(ev.received(A, UK, 10), damage, write_off)
+    second, _ = run(ev.received(A, UK, 10), write_off, damage)
+    assert level(first) == level(second)
+    assert level(second).damaged == 1
+
+
+def test_units_written_off_beyond_what_is_damaged_wait_for_their_damage_scan() -> None:
+    state, _ = run(ev.received(A, UK, 10), ev.adjusted(A, UK, 5, "write_off"))
+    assert level(state) == Balance(on_hand=5, damaged=0)
+    state, _ = run(ev.adjusted(A, UK, 3, "damaged"), state=state)
+    assert level(state) == Balance(on_hand=5, damaged=0)
+    state, _ = run(ev.adjusted(A, UK, 4, "damaged"), state=state)
+    assert level(state) == Balance(on_hand=5, damaged=2)

@@ -68,17 +68,18 @@ _LOCK = "SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int[]) AS k"
 _LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])"
 _LOAD_INBOUND = "SELECT reference, state FROM ledger_inbound WHERE reference = ANY($1::text[])"
 _LOAD_BALANCES = """
-SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, b.incoming
+SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, b.incoming,
+       b.written_off
 FROM ledger_balances b JOIN unnest($1::text[], $2::text[]) AS k(sku, location)
   ON b.sku = k.sku AND b.location = k.location
 """
 _UPDATE_BALANCES = """
 UPDATE ledger_balances b SET
   on_hand = u.on_hand, committed = u.committed, damaged = u.damaged,
-  quality_control = u.quality_control, incoming = u.incoming
+  quality_control = u.quality_control, incoming = u.incoming, written_off = u.written_off
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[])
-  AS u(sku, location, on_hand, committed, damaged, quality_control, incoming)
+            $7::bigint[], $8::bigint[])
+  AS u(sku, location, on_hand, committed, damaged, quality_control, incoming, written_off)
 WHERE b.sku = u.sku AND b.location = u.location
 """
 _UPDATE_ORDERS = """
@@ -202,6 +203,8 @@ class PostgresLedgerStore:
         skus, locations = [k[0] for k in keys], [k[1] for k in keys]
         for r in await conn.fetch(_LOAD_BALANCES, skus, locations):  # columns as in STATES
             state.balances[(r[0], r[1])] = Balance(r[2], r[3], r[4], r[5], r[6])
+            if r[7]:
+                state.written_off[(r[0], r[1])] = r[7]
         return state, Loaded(set(state.balances), set(state.orders))
 
     async def _save(
@@ -217,13 +220,21 @@ class PostgresLedgerStore:
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 *([getattr(b, s) for b in rows] for s in STATES),
+                [state.written_off.get(k, 0) for k in keys],
             )
         new = sorted(changed - loaded.balances)
         if new:
             await conn.copy_records_to_table(
                 "ledger_balances",
-                records=[(*k, *(getattr(state.balances[k], s) for s in STATES)) for k in new],
-                columns=("sku", "location", *STATES),
+                records=[
+                    (
+                        *k,
+                        *(getattr(state.balances[k], s) for s in STATES),
+                        state.written_off.get(k, 0),
+                    )
+                    for k in new
+                ],
+                columns=("sku", "location", *STATES, "written_off"),
             )
         ids = sorted(loaded.orders)
         if ids:

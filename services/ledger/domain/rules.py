@@ -299,13 +299,38 @@ _ADJUSTMENTS: dict[str, tuple[int, int]] = {
 }
 
 
+def _newly_damaged(state: LedgerState, key: ItemKey, qty: int) -> int:
+    """How much of ``qty`` units reported damaged enters the damaged state: units written off
+    before their damage scan arrived left it already."""
+    pending = state.written_off.get(key, 0)
+    if pending <= 0:
+        return qty
+    netted = min(qty, pending)
+    if pending > netted:
+        state.written_off[key] = pending - netted
+    else:
+        del state.written_off[key]
+    return qty - netted
+
+
+def _written_off(state: LedgerState, key: ItemKey, qty: int) -> int:
+    """The (negative) change of damaged for ``qty`` units written off. Damaged never goes below
+    zero: units beyond it are remembered, and their damage scan, when it comes, adds nothing."""
+    taken = min(qty, max(0, state.balance(key).damaged))
+    if taken < qty:
+        state.written_off[key] = state.written_off.get(key, 0) + qty - taken
+    return -taken
+
+
 def _adjusted(fx: _Effects, e: ScanAdjusted) -> None:
     d = e.data
     key = (d.sku, d.location)
     on_hand_sign, damaged_sign = _ADJUSTMENTS[d.reason]
     damaged = damaged_sign * d.qty
-    if damaged < 0:  # written-off units leave the damaged state, which never goes below zero
-        damaged = -min(d.qty, max(0, fx.state.balance(key).damaged))
+    if damaged < 0:
+        damaged = _written_off(fx.state, key, d.qty)
+    elif damaged > 0:
+        damaged = _newly_damaged(fx.state, key, d.qty)
     fx.add(
         key,
         "adjustment",
@@ -366,13 +391,14 @@ def _returned(fx: _Effects, e: ScanReturned) -> None:
     detail: dict[str, Any] = {"condition": d.condition}
     if d.order_id is not None:
         detail["order_id"] = d.order_id
+    key = (d.sku, d.location)
     fx.add(
-        (d.sku, d.location),
+        key,
         "return",
         reference=d.order_id,
         detail=detail,
         on_hand=d.qty,
-        damaged=damaged * d.qty,
+        damaged=_newly_damaged(fx.state, key, d.qty) if damaged else 0,
         quality_control=quality_control * d.qty,
     )
 

@@ -124,6 +124,9 @@ class LedgerState:
     balances: dict[ItemKey, Balance] = field(default_factory=dict)
     orders: dict[str, OrderState] = field(default_factory=dict)
     inbound: dict[str, InboundState] = field(default_factory=dict)
+    # Per item, units written off beyond what was damaged: their damage scan has not been seen
+    # yet, and nets against it when it comes, so a write-off and its damage scan commute.
+    written_off: dict[ItemKey, int] = field(default_factory=dict)
 
     def balance(self, key: ItemKey) -> Balance:
         balance = self.balances.get(key)
