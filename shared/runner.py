@@ -18,7 +18,9 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import asyncpg
 import uvloop
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from .logs import configure_logging
 from .settings import Settings
@@ -86,16 +88,44 @@ async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
     return stopping.is_set()
 
 
+# SQLSTATEs of failures that pass: the connection (class 08), a serialization failure or deadlock
+# (40001, 40P01: the transaction may simply run again), a server short of resources (53), shutting
+# down or restarting (57P01 to 57P05), an I/O error (58), a standby not yet promoted (25006).
+TEMPORARY_SQLSTATES = ("08", "40001", "40P01", "53", "57P0", "58", "25006")
+
+
+def temporary(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database or the broker is away or busy for now, so that the same
+    work may succeed if tried again; any other error is the work's own (a bug, or data the
+    database cannot take) and trying again changes nothing."""
+    if isinstance(exc, OSError):  # connection errors and timeouts included
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "").startswith(TEMPORARY_SQLSTATES)
+    if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, ValueError):
+        return "connection" in str(exc)  # "connection is closed" (a DataError is a ValueError)
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable) or isinstance(exc, KafkaConnectionError | KafkaTimeoutError)
+    return False
+
+
 async def retry(
-    what: str, stopping: asyncio.Event, fn: Callable[..., Awaitable[T]], *args: Any
+    what: str,
+    stopping: asyncio.Event,
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    only: Callable[[BaseException], bool] | None = None,
 ) -> T | None:
     """Call ``fn`` until it succeeds, backing off up to 5 s; None if stopping first. Used where
-    giving up would lose or skip work (a failed append is retried, never dropped)."""
+    giving up would lose or skip work (a failed append is retried, never dropped). With ``only``
+    (e.g. :func:`temporary`), an error it does not accept is raised at once instead."""
     delay = 0.1
     while True:
         try:
             return await fn(*args)
-        except Exception:
+        except Exception as exc:
+            if only is not None and not only(exc):
+                raise
             if stopping.is_set():
                 log.warning("%s abandoned while stopping; the batch will be redelivered", what)
                 return None

@@ -4,16 +4,25 @@ late after a rebalance, and a relay host that dies holding the leader's lock."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ledger import app as ledger_app
+from services.ledger.adapters import postgres as ledger_postgres
 from services.ledger.adapters.relay import Relay
 from services.ledger.app import LedgerService
 from shared.db import Connection
 from shared.settings import Settings
+from shared.topics import DLQ_SUFFIX, SCANS
 
-from ..kafka_io import eventually
+from .. import events as ev
+from ..kafka_io import eventually, produce, read_topic
 from ..services import running
+from .test_ledger_service import _balances, processed_count
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +64,76 @@ async def test_the_relay_leader_s_connection_carries_tcp_keepalives(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_event_the_append_cannot_take_is_dead_lettered_and_the_rest_appended_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One event makes the rules raise (a bug, not the database going away): the batch around it
+    # is split until that event is alone, which goes to the dead-letter topic with the error; the
+    # others are appended exactly once and the flow goes on. A connection reset is retried.
+    events = [ev.received("MUG", "UK", 1) for _ in range(19)]
+    poison = ev.received("MUG", "UK", 1)
+    events.insert(11, poison)
+    fold = ledger_postgres.fold  # type: ignore[attr-defined]
+    calls = {"reset": 0, "poison": 0}
+
+    def failing_fold(state: Any, batch: list[Any]) -> list[Any]:
+        if calls["reset"] == 0:
+            calls["reset"] += 1
+            raise ConnectionResetError("connection reset by peer")
+        if any(str(e.event_id) == poison["event_id"] for e in batch):
+            calls["poison"] += 1
+            raise ValueError("a rule that cannot handle this event")
+        return fold(state, batch)
+
+    monkeypatch.setattr(ledger_postgres, "fold", failing_fold)
+    p = settings.topic_prefix
+    async with running(LedgerService(settings, ingest=True, relay=False)):
+        await produce(
+            settings.kafka_bootstrap_servers,
+            p + SCANS,
+            [(f"key-{i}".encode(), orjson.dumps(e)) for i, e in enumerate(events)],
+        )
+        await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 1, 20)
+        await eventually(lambda: _at_least(processed_count(settings), 19), seconds=20)
+        later = ev.received("MUG", "UK", 5)
+        await produce(
+            settings.kafka_bootstrap_servers, p + SCANS, [(b"later", orjson.dumps(later))]
+        )
+        await eventually(lambda: _at_least(processed_count(settings), 20), seconds=20)
+        await asyncio.sleep(0.5)
+    dead = await read_all(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX)
+    assert await processed_count(settings) == 20
+    assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 19 + 5}}
+    assert len(dead) == 1, [r.value for r in dead]
+    record = dead[0]
+    headers = dict(record.headers)
+    assert record.key == b"key-11"
+    assert record.value == orjson.dumps(poison)
+    assert headers["error.reason"] == b"internal"
+    assert b"a rule that cannot handle this event" in headers["error.detail"]
+    assert calls["poison"] >= 1
+
+
+async def read_all(bootstrap: str, topic: str, partitions: int = 1) -> list[Any]:
+    """Every record of ``topic`` up to its end now (a dead-letter topic has one partition)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[Any] = []
+        async with asyncio.timeout(30):
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return int(await count) >= n

@@ -2,8 +2,11 @@
 
 One fetch is one batch and one PostgreSQL transaction. Offsets are committed per partition only
 after the transaction commits; a crash in between redelivers the batch, which the store ignores.
-A failing database stops the flow (the batch is retried with backoff, never skipped); a bad
-message never does (it goes to its dead-letter topic).
+A database or broker that is away stops the flow (the batch is retried with backoff, never
+skipped); a bad message never does (it goes to its dead-letter topic). Neither does an event that
+the append fails on for any other reason (a rule raising, a value the database refuses): the batch
+is split in halves, each appended on its own, until the event that fails is alone; it goes to the
+dead-letter topic with reason ``internal`` and the error, and the rest are appended once, in order.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.alignment import AlignedFetcher
 from shared.events.codec import Rejection, decode
 from shared.kafka import Assignment, Record, commit, dead_letter, next_offsets
-from shared.runner import retry
+from shared.runner import retry, temporary
 
 from ..metrics import LedgerMetrics
-from .store import Accepted, LedgerStore
+from .store import Accepted, AppendResult, LedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +72,30 @@ class LedgerConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await upcoming
 
-    async def _fetch(self) -> tuple[list[Record], list[Accepted], list[Rejected]]:
+    async def _fetch(self) -> tuple[list[Record], list[tuple[Record, Accepted]], list[Rejected]]:
         # in the order the records were produced, across topics and batches (each partition's
         # order kept), so that an order placed just before its shipment is scanned is applied
         # first even when the two travel on different topics
         records = await self.fetcher.next_batch(self._stopping)
-        accepted: list[Accepted] = []
+        accepted: list[tuple[Record, Accepted]] = []
         rejected: list[Rejected] = []
         for start in range(0, len(records), DECODE_SLICE):
             if start:  # let the batch being appended go on between slices
                 await asyncio.sleep(0)
-            more_accepted, more_rejected = self.decode(records[start : start + DECODE_SLICE])
+            more_accepted, more_rejected = self._decode(records[start : start + DECODE_SLICE])
             accepted += more_accepted
             rejected += more_rejected
         return records, accepted, rejected
 
     def decode(self, records: list[Record]) -> tuple[list[Accepted], list[Rejected]]:
-        accepted: list[Accepted] = []
+        accepted, rejected = self._decode(records)
+        return [a for _, a in accepted], rejected
+
+    def _decode(
+        self, records: list[Record]
+    ) -> tuple[list[tuple[Record, Accepted]], list[Rejected]]:
+        """The valid events, each with its record, and the rejected records."""
+        accepted: list[tuple[Record, Accepted]] = []
         rejected: list[Rejected] = []
         consumed: collections.Counter[str] = collections.Counter()
         for record in records:
@@ -106,7 +116,7 @@ class LedgerConsumer:
                     },
                 )
             else:
-                accepted.append(Accepted(topic, decoded))
+                accepted.append((record, Accepted(topic, decoded)))
         for topic, n in consumed.items():  # per batch: a labelled inc() per message costs 4%
             self.metrics.consumed.labels(topic).inc(n)
         return accepted, rejected
@@ -114,26 +124,41 @@ class LedgerConsumer:
     async def handle(
         self,
         records: list[Record],
-        accepted: list[Accepted],
+        accepted: list[tuple[Record, Accepted]],
         rejected: list[Rejected],
         stopping: asyncio.Event,
     ) -> None:
-        """Dead-letter, append, then commit the batch's offsets, in that order."""
+        """Dead-letter, append, dead-letter what the append could not take, then commit the
+        batch's offsets, in that order."""
         self.metrics.batch_size.observe(len(records))
-        if (
-            rejected
-            and await retry("dead-letter", stopping, dead_letter, self.producer, rejected) is None
-        ):
+        if rejected and not await self._dead_letter(rejected, stopping):
             return  # stopping before the dead letters were safe: nothing is committed
-        if accepted and not await self._append(accepted, stopping):
-            return  # stopping: the batch is redelivered after restart, nothing was committed
+        if accepted:
+            failed = await self._append(accepted, stopping)
+            if failed is None:
+                return  # stopping: redelivered after restart (what was appended is a no-op)
+            if failed and not await self._dead_letter(failed, stopping):
+                return
         await commit(self.consumer, next_offsets(records))
 
-    async def _append(self, accepted: list[Accepted], stopping: asyncio.Event) -> bool:
+    async def _dead_letter(self, rejected: list[Rejected], stopping: asyncio.Event) -> bool:
+        # Every failure is tried again, not only a temporary one: a dead letter has nowhere else
+        # to go, and dropping it is not allowed. A record too large for the dead-letter topic is
+        # not such a failure (dead_letter shortens it).
+        return (
+            await retry("dead-letter", stopping, dead_letter, self.producer, rejected) is not None
+        )
+
+    async def _append(
+        self, accepted: list[tuple[Record, Accepted]], stopping: asyncio.Event
+    ) -> list[Rejected] | None:
+        """Append the events; returns those that failed for a reason of their own (to be
+        dead-lettered), or None if stopping first."""
         started = time.perf_counter()
-        result = await retry("append", stopping, self.store.append, accepted)
+        failed: list[Rejected] = []
+        result = await self._append_or_split(accepted, stopping, failed)
         if result is None:
-            return False
+            return None
         elapsed = time.perf_counter() - started
         self.metrics.append_seconds.observe(elapsed)
         log.debug(
@@ -147,4 +172,51 @@ class LedgerConsumer:
         )
         self.metrics.appended.inc(result.entries)
         self.metrics.duplicates.inc(result.duplicates)
-        return True
+        return failed
+
+    async def _append_or_split(
+        self,
+        accepted: list[tuple[Record, Accepted]],
+        stopping: asyncio.Event,
+        failed: list[Rejected],
+    ) -> AppendResult | None:
+        """Append in one transaction, trying again while the failure is temporary. Any other
+        failure rolled the whole transaction back: each half is then appended on its own, in
+        order, until the event that fails is alone; it is added to ``failed``."""
+        events = [a for _, a in accepted]
+        try:
+            return await retry("append", stopping, self.store.append, events, only=temporary)
+        except Exception as exc:
+            if len(accepted) > 1:
+                log.warning(
+                    "append failed; splitting the batch to find the event it fails on",
+                    extra={"events": len(accepted), "error": f"{type(exc).__name__}: {exc}"},
+                )
+                half = len(accepted) // 2
+                first = await self._append_or_split(accepted[:half], stopping, failed)
+                if first is None:
+                    return None
+                second = await self._append_or_split(accepted[half:], stopping, failed)
+                if second is None:
+                    return None
+                return AppendResult(
+                    first.applied + second.applied,
+                    first.duplicates + second.duplicates,
+                    first.entries + second.entries,
+                )
+            record, event = accepted[0]
+            detail = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "message dead-lettered: the append fails on it",
+                exc_info=exc,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "event_id": str(event.event.event_id),
+                    "reason": "internal",
+                },
+            )
+            self.metrics.dead_letters.labels(event.topic, "internal").inc()
+            failed.append((record, "internal", detail))
+            return AppendResult(0, 0, 0)
