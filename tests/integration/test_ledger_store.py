@@ -196,3 +196,44 @@ async def test_a_write_off_before_its_damage_scan_is_remembered_across_batches(
     )
     await store.append(accepted(ev.adjusted("MUG", "UK", 3, "damaged")))
     assert await store.balances() == {("MUG", "UK"): Balance(on_hand=8, damaged=1)}
+
+
+def _at(hhmm: str) -> str:
+    return f"2011-07-01T{hhmm}:00Z"
+
+
+async def test_counts_apply_as_of_their_time_whatever_batches_bring_the_movements(
+    store: LedgerStore,
+) -> None:
+    await store.append(
+        accepted(
+            ev.received("MUG", "UK", 10, occurred_at=_at("09:00")),
+            ev.shipped("MUG", "UK", 1, "O2", "1", occurred_at=_at("13:00")),
+        )
+    )
+    await store.append(
+        accepted(
+            ev.placed("O1", "UK", [("1", "MUG", 2)], occurred_at=_at("10:00")),
+            ev.counted("MUG", "UK", 8, occurred_at=_at("12:00")),
+        )
+    )
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=7, committed=2)}
+    await store.append(
+        accepted(ev.fulfilled("O1", "UK", [("1", "MUG", 2)], occurred_at=_at("11:30")))
+    )
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=7)}
+
+
+async def test_stock_as_of_a_time_agrees_with_a_count_a_late_movement_was_compensated_for(
+    pool: asyncpg.Pool,
+) -> None:
+    store = PostgresLedgerStore(pool)
+    await store.append(accepted(ev.received("MUG", "UK", 10, occurred_at=_at("09:00"))))
+    await store.append(accepted(ev.counted("MUG", "UK", 8, occurred_at=_at("12:00"))))
+    await store.append(accepted(ev.adjusted("MUG", "UK", 2, "lost", occurred_at=_at("11:30"))))
+    as_of = (
+        "SELECT coalesce(sum(on_hand), 0) FROM ledger_entries"
+        " WHERE sku = 'MUG' AND location = 'UK' AND occurred_at <= $1::text::timestamptz"
+    )
+    assert [await pool.fetchval(as_of, _at(t)) for t in ("11:00", "11:45", "12:00")] == [10, 8, 8]
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=8)}

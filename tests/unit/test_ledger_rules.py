@@ -332,3 +332,52 @@ def test_units_written_off_beyond_what_is_damaged_wait_for_their_damage_scan() -
     assert level(state) == Balance(on_hand=5, damaged=0)
     state, _ = run(ev.adjusted(A, UK, 4, "damaged"), state=state)
     assert level(state) == Balance(on_hand=5, damaged=2)
+
+
+def at(hhmm: str) -> str:
+    return f"2011-07-01T{hhmm}:00Z"
+
+
+def on_hand_as_of(entries: list[Entry], hhmm: str) -> int:
+    """What GET /v1/stock?as_of= reports: the item's entries that occurred by then, summed."""
+    moment = ev.parse(ev.received(A, UK, 1, occurred_at=at(hhmm))).occurred_at
+    return sum(e.deltas.get("on_hand", 0) for e in entries if e.occurred_at <= moment)
+
+
+def test_a_movement_reported_after_a_later_count_is_not_taken_twice() -> None:
+    state, entries = run(
+        ev.received(A, UK, 10, occurred_at=at("09:00")),
+        ev.placed("O1", UK, [("1", A, 2)], occurred_at=at("10:00")),
+        ev.counted(A, UK, 8, occurred_at=at("12:00")),
+        ev.fulfilled("O1", UK, [("1", A, 2)], occurred_at=at("11:30")),
+    )
+    assert level(state) == Balance(on_hand=8, committed=0)
+    assert [on_hand_as_of(entries, t) for t in ("11:00", "11:45", "12:00", "13:00")] == [
+        10,
+        8,
+        8,
+        8,
+    ]
+    state, entries = run(ev.received(A, UK, 5, occurred_at=at("11:00")), state=state)
+    assert level(state).on_hand == 8  # the count saw those units too
+
+
+def test_a_count_reported_after_later_movements_applies_to_the_stock_at_its_time() -> None:
+    state, entries = run(
+        ev.received(A, UK, 10, occurred_at=at("09:00")),
+        ev.shipped(A, UK, 2, "O1", "1", occurred_at=at("13:00")),
+        ev.counted(A, UK, 8, occurred_at=at("12:00")),
+    )
+    assert level(state).on_hand == 6
+    assert entries[-1].detail == {"expected": 10, "counted": 8}
+    assert [on_hand_as_of(entries, t) for t in ("11:00", "12:00", "13:00")] == [10, 8, 6]
+
+
+def test_a_count_older_than_the_latest_one_does_not_change_todays_stock() -> None:
+    state, entries = run(
+        ev.received(A, UK, 10, occurred_at=at("09:00")),
+        ev.counted(A, UK, 8, occurred_at=at("12:00")),
+        ev.counted(A, UK, 9, occurred_at=at("11:00")),
+    )
+    assert level(state).on_hand == 8
+    assert [on_hand_as_of(entries, t) for t in ("10:00", "11:00", "12:00")] == [10, 9, 8]

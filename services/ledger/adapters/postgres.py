@@ -23,7 +23,7 @@ import orjson
 from shared.db import Connection
 from shared.events.codec import InputEvent
 
-from ..domain.batch import fold, item_keys, order_and_reference_keys
+from ..domain.batch import counted_moments, fold, item_keys, order_and_reference_keys
 from ..domain.rules import Entry
 from ..domain.state import STATES, Balance, InboundState, ItemKey, LedgerState, OrderState
 from .store import Accepted, AppendResult, first_of_each
@@ -69,17 +69,27 @@ _LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($
 _LOAD_INBOUND = "SELECT reference, state FROM ledger_inbound WHERE reference = ANY($1::text[])"
 _LOAD_BALANCES = """
 SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, b.incoming,
-       b.written_off
+       b.written_off, b.counted_at
 FROM ledger_balances b JOIN unnest($1::text[], $2::text[]) AS k(sku, location)
   ON b.sku = k.sku AND b.location = k.location
+"""
+# Per count in a batch (item and time), the on_hand its item's recorded entries moved after it:
+# the count applies to on_hand as it stood then.
+_ON_HAND_AFTER = """
+SELECT (SELECT coalesce(sum(e.on_hand), 0)::bigint FROM ledger_entries e
+        WHERE e.sku = k.sku AND e.location = k.location AND e.occurred_at > k.at)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS k(sku, location, at, n)
+ORDER BY k.n
 """
 _UPDATE_BALANCES = """
 UPDATE ledger_balances b SET
   on_hand = u.on_hand, committed = u.committed, damaged = u.damaged,
-  quality_control = u.quality_control, incoming = u.incoming, written_off = u.written_off
+  quality_control = u.quality_control, incoming = u.incoming, written_off = u.written_off,
+  counted_at = u.counted_at
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[], $8::bigint[])
-  AS u(sku, location, on_hand, committed, damaged, quality_control, incoming, written_off)
+            $7::bigint[], $8::bigint[], $9::timestamptz[])
+  AS u(sku, location, on_hand, committed, damaged, quality_control, incoming, written_off,
+       counted_at)
 WHERE b.sku = u.sku AND b.location = u.location
 """
 _UPDATE_ORDERS = """
@@ -205,6 +215,19 @@ class PostgresLedgerStore:
             state.balances[(r[0], r[1])] = Balance(r[2], r[3], r[4], r[5], r[6])
             if r[7]:
                 state.written_off[(r[0], r[1])] = r[7]
+            if r[8] is not None:
+                state.counted_at[(r[0], r[1])] = r[8]
+        counts = counted_moments(events)
+        state.track_moves = {key for key, _ in counts}
+        if counts:
+            rows = await conn.fetch(
+                _ON_HAND_AFTER,
+                [k[0] for k, _ in counts],
+                [k[1] for k, _ in counts],
+                [at for _, at in counts],
+            )
+            for (key, at), row in zip(counts, rows, strict=True):
+                state.on_hand_after[(key, at)] = row[0]
         return state, Loaded(set(state.balances), set(state.orders))
 
     async def _save(
@@ -221,6 +244,7 @@ class PostgresLedgerStore:
                 [k[1] for k in keys],
                 *([getattr(b, s) for b in rows] for s in STATES),
                 [state.written_off.get(k, 0) for k in keys],
+                [state.counted_at.get(k) for k in keys],
             )
         new = sorted(changed - loaded.balances)
         if new:
@@ -231,10 +255,11 @@ class PostgresLedgerStore:
                         *k,
                         *(getattr(state.balances[k], s) for s in STATES),
                         state.written_off.get(k, 0),
+                        state.counted_at.get(k),
                     )
                     for k in new
                 ],
-                columns=("sku", "location", *STATES, "written_off"),
+                columns=("sku", "location", *STATES, "written_off", "counted_at"),
             )
         ids = sorted(loaded.orders)
         if ids:

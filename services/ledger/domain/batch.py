@@ -7,6 +7,7 @@ and :func:`item_keys`, lock it, and call :func:`fold`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Protocol, cast
 
 from shared.events.codec import InputEvent
@@ -91,6 +92,18 @@ def item_keys(events: Iterable[InputEvent], state: LedgerState) -> set[ItemKey]:
     for inbound in state.inbound.values():
         keys.update(inbound.items)
     return keys
+
+
+def counted_moments(events: Iterable[InputEvent]) -> list[tuple[ItemKey, datetime]]:
+    """Each count's item and time, in the events' order, once each: a count applies to on_hand
+    as it stood then, so the caller sums what the item's recorded entries moved after it (see
+    ``LedgerState.on_hand_after``)."""
+    moments: dict[tuple[ItemKey, datetime], None] = {}
+    for e in events:
+        if type(e) is ScanCounted:
+            data = e.data
+            moments[((data.sku, data.location), e.occurred_at)] = None
+    return list(moments)
 
 
 def fold(state: LedgerState, events: Sequence[InputEvent]) -> list[Entry]:

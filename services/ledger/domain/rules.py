@@ -2,8 +2,15 @@
 
 Pure: no I/O. The caller supplies a :class:`LedgerState` holding every item balance, order and
 inbound reference the event touches (absent ones start empty); ``apply_event`` updates it in place
-and returns the ledger entries the event produces, at most one per item, in a stable order.
+and returns the ledger entries the event produces, in a stable order: at most one per item, and
+after them a count compensation per item that needs one.
 Redelivery is not handled here: the caller applies each ``event_id`` once.
+
+A count sets on_hand as it stood at the count's time (``occurred_at``), not on arrival: movements
+that occurred after it are left in place, and one that occurred before the item's latest count
+but arrives after it is recorded, then taken back by a ``count_compensation`` entry dated at the
+count, so that summing entries by ``occurred_at`` (stock as of a time) and today's on_hand agree
+with what was counted.
 """
 
 from __future__ import annotations
@@ -68,11 +75,17 @@ class _Draft:
 class _Effects:
     """Collects one event's deltas per item and applies them to the balances as they come."""
 
-    __slots__ = ("drafts", "state")
+    __slots__ = ("compensations", "drafts", "state")
 
     def __init__(self, state: LedgerState) -> None:
         self.state = state
         self.drafts: dict[ItemKey, _Draft] = {}
+        self.compensations: list[tuple[ItemKey, datetime, int]] = []
+
+    def compensate(self, key: ItemKey, cutoff: datetime, on_hand: int) -> None:
+        """An entry at the item's count cut-off that takes back ``-on_hand`` units moved before
+        it: the count there had seen them already."""
+        self.compensations.append((key, cutoff, on_hand))
 
     def add(
         self,
@@ -120,11 +133,22 @@ class _Effects:
         out: list[Entry] = []
         event_id, occurred_at, source_type = event.event_id, event.occurred_at, event.type
         prefix = None
-        for (sku, location), draft in self.drafts.items():
+        state = self.state
+        compensations = self.compensations
+        track = state.track_moves
+        for key, draft in self.drafts.items():
+            sku, location = key
             on_hand, committed, damaged, quality_control, incoming = draft.deltas
             deltas: dict[str, int] = {}
             if on_hand:
                 deltas["on_hand"] = on_hand
+                if state.counted_at and draft.kind != "count":  # a count compensates itself
+                    cutoff = state.counted_at.get(key)
+                    if cutoff is not None and occurred_at <= cutoff:
+                        # the count at the cut-off saw these units move already
+                        compensations.append((key, cutoff, -on_hand))
+                if track is None or key in track:
+                    state.moves.setdefault(key, []).append((occurred_at, on_hand))
             if committed:
                 deltas["committed"] = committed
             if damaged:
@@ -151,6 +175,28 @@ class _Effects:
                     source_type,
                     draft.reference,
                     draft.detail,
+                )
+            )
+        for key, cutoff, moved in compensations:
+            state.balance(key).on_hand += moved
+            if track is None or key in track:
+                state.moves.setdefault(key, []).append((cutoff, moved))
+            if prefix is None:
+                prefix = _id_prefix(event_id)
+            line_no = len(out)
+            out.append(
+                Entry(
+                    _entry_id_after(prefix, line_no),
+                    event_id,
+                    line_no,
+                    key[0],
+                    key[1],
+                    "count_compensation",
+                    {"on_hand": moved},
+                    cutoff,
+                    source_type,
+                    None,
+                    {"counted_at": cutoff.astimezone(UTC).isoformat()},
                 )
             )
         return out
@@ -342,9 +388,13 @@ def _adjusted(fx: _Effects, e: ScanAdjusted) -> None:
 
 
 def _counted(fx: _Effects, e: ScanCounted) -> None:
+    """The count applies to on_hand as it stood at the count's time. A count older than the
+    item's latest is recorded in its place in time, and compensated at the latest count, which
+    it does not change; a later one becomes the item's cut-off."""
     d = e.data
     key = (d.sku, d.location)
-    expected = fx.state.balance(key).on_hand
+    state = fx.state
+    expected = state.on_hand_at(key, e.occurred_at)
     fx.add(
         key,
         "count",
@@ -352,6 +402,11 @@ def _counted(fx: _Effects, e: ScanCounted) -> None:
         keep_if_zero=True,
         on_hand=d.counted_qty - expected,
     )
+    cutoff = state.counted_at.get(key)
+    if cutoff is not None and e.occurred_at < cutoff:
+        fx.compensate(key, cutoff, expected - d.counted_qty)  # the later count stands
+    else:
+        state.counted_at[key] = e.occurred_at
 
 
 def _transferred(fx: _Effects, e: ScanTransferred) -> None:

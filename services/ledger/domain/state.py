@@ -8,6 +8,7 @@ events arriving out of order or twice over different channels settle to the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 ItemKey = tuple[str, str]
@@ -127,6 +128,22 @@ class LedgerState:
     # Per item, units written off beyond what was damaged: their damage scan has not been seen
     # yet, and nets against it when it comes, so a write-off and its damage scan commute.
     written_off: dict[ItemKey, int] = field(default_factory=dict)
+    # Per item, the count cut-off: when its latest count occurred. A count saw every movement
+    # that occurred by then, so one reported later is recorded and compensated at the cut-off.
+    counted_at: dict[ItemKey, datetime] = field(default_factory=dict)
+    # A count applies to on_hand as of its time: today's on_hand less the movements that
+    # occurred after it. Those recorded before the fold began are summed by the caller, per
+    # count (item and time) in the fold; those the fold makes are journalled as it goes, for the
+    # items in ``track_moves`` (None: every item).
+    on_hand_after: dict[tuple[ItemKey, datetime], int] = field(default_factory=dict)
+    moves: dict[ItemKey, list[tuple[datetime, int]]] = field(default_factory=dict)
+    track_moves: set[ItemKey] | None = None
+
+    def on_hand_at(self, key: ItemKey, moment: datetime) -> int:
+        """The item's on_hand as of ``moment``: its entries that occurred by then, summed."""
+        later = self.on_hand_after.get((key, moment), 0)
+        later += sum(n for at, n in self.moves.get(key, ()) if at > moment)
+        return self.balance(key).on_hand - later
 
     def balance(self, key: ItemKey) -> Balance:
         balance = self.balances.get(key)
