@@ -63,7 +63,8 @@ def _dead_letter_description(topic: str) -> str:
     headers = "".join(f"\n- `{name}`: {meaning}" for name, meaning in DEAD_LETTER_HEADERS.items())
     return (
         f"Messages from `{topic}` that could not be accepted: the original value bytes (not "
-        f"necessarily JSON) and key, unchanged, plus these headers:{headers}"
+        f"necessarily JSON) and key, unchanged (unless `error.truncated` says otherwise), plus "
+        f"these headers:{headers}"
     )
 
 

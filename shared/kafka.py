@@ -7,7 +7,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -19,14 +19,16 @@ from aiokafka.errors import (
     IllegalStateError,
     KafkaConnectionError,
     KafkaError,
+    MessageSizeTooLargeError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from .settings import Settings
-from .topics import DLQ_SUFFIX
+from .topics import DLQ_SUFFIX, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -189,26 +191,106 @@ async def commit(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, in
         return False
 
 
+DETAIL_BYTES = 1000  # error.detail is cut to this many bytes of UTF-8
+SHORT_DETAIL_BYTES = 200  # and to this many in a dead letter shortened to fit its topic
+DLQ_MAX_BYTES = int(MAX_MESSAGE_BYTES)  # the dead-letter topics' max.message.bytes (topics.py)
+Headers = list[tuple[str, bytes]]
+
+
+def _cut(text: str, size: int) -> bytes:
+    """``text`` in UTF-8, at most ``size`` bytes, no character cut in two."""
+    return text.encode()[:size].decode(errors="ignore").encode()
+
+
+def dead_letter_forms(
+    record: Record, reason: str, detail: str, limit: int = DLQ_MAX_BYTES
+) -> Iterator[tuple[bytes | None, Headers]]:
+    """The dead letters of ``record``, each to be tried when the topic refuses the one before as
+    too large (``limit`` is the topic's size limit; the broker counts the record batch):
+
+    1. its value, key and headers, plus ``error.reason``, ``error.detail`` (at most 1000 bytes)
+       and ``error.offset``;
+    2. its value and key whole, its headers left out and the detail cut to 200 bytes, with
+       ``error.truncated: headers``;
+    3. the value's first bytes, as many as fit, with ``error.truncated: value`` and
+       ``error.original_size`` (the value's length); should the topic refuse that too (a limit
+       set below ``limit``), half as many each time.
+    """
+    where = ("error.offset", f"{record.partition}:{record.offset}".encode())
+    why = ("error.reason", reason.encode())
+    original: Headers = list(record.headers or ())
+    yield record.value, [*original, why, ("error.detail", _cut(detail, DETAIL_BYTES)), where]
+    short: Headers = [why, ("error.detail", _cut(detail, SHORT_DETAIL_BYTES)), where]
+    if original or len(detail.encode()) > SHORT_DETAIL_BYTES:
+        yield record.value, [*short, ("error.truncated", b"headers")]
+    value = record.value or b""
+    headers = [
+        *short,
+        ("error.truncated", b"value"),
+        ("error.original_size", str(len(value)).encode()),
+    ]
+    kept = min(
+        len(value),
+        limit - DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, b"", headers),
+    )
+    while kept > 0:
+        yield value[:kept], headers
+        kept //= 2
+    yield b"", headers
+
+
 async def dead_letter(
     producer: AIOKafkaProducer, rejected: Sequence[tuple[Record, str, str]]
 ) -> int:
     """Send each rejected record to ``<topic>.dlq`` with its bytes, key and the reason; returns
-    once the broker has them all."""
-    futures = []
-    for record, reason, detail in rejected:
-        headers = [
-            *(record.headers or ()),
-            ("error.reason", reason.encode()),
-            ("error.detail", detail.encode()[:1000]),
-            ("error.offset", f"{record.partition}:{record.offset}".encode()),
-        ]
-        futures.append(
-            await producer.send(
-                record.topic + DLQ_SUFFIX, record.value, key=record.key, headers=headers
-            )
-        )
-    await asyncio.gather(*futures)
-    return len(futures)
+    once the broker has them all.
+
+    One that the topic refuses as too large is sent again shortened (see
+    :func:`dead_letter_forms`), so that none is ever dropped and none stops the flow. Any other
+    failure is raised once every send has ended; trying again may then write some twice.
+    """
+    pending = [
+        (record, dead_letter_forms(record, reason, detail)) for record, reason, detail in rejected
+    ]
+    sent = 0
+    while pending:
+        futures: list[asyncio.Future[Any]] = []
+        for record, forms in pending:
+            form = next(forms, None)
+            if form is None:
+                raise RuntimeError(f"{record.topic + DLQ_SUFFIX} refuses even an empty dead letter")
+            value, headers = form
+            try:
+                futures.append(
+                    await producer.send(
+                        record.topic + DLQ_SUFFIX, value, key=record.key, headers=headers
+                    )
+                )
+            except MessageSizeTooLargeError as exc:  # over the producer's own max_request_size
+                refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                refused.set_exception(exc)
+                futures.append(refused)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        again = []
+        for (record, forms), result in zip(pending, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):
+                log.warning(
+                    "dead letter too large for its topic; sending it shortened",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+                again.append((record, forms))
+            elif not isinstance(result, BaseException):
+                sent += 1
+        other = [f for f in failures if not isinstance(f, MessageSizeTooLargeError)]
+        if other:
+            raise other[0]
+        pending = again
+    return sent
 
 
 GATHER_FROM = 1_000

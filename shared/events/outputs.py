@@ -18,11 +18,16 @@ PolicyName = Literal["static", "min_max", "forecast"]
 
 DEAD_LETTER_HEADERS: Final = {
     "error.reason": "why it was rejected, a short code: empty, invalid_json, schema, "
-    "unknown_type or too_large",
+    "unknown_type, too_large, or internal (a valid event the ledger failed to append)",
     "error.detail": "what was wrong, for people (at most 1000 bytes)",
     "error.offset": "`<partition>:<offset>` of the original record on the input topic",
+    "error.truncated": "present only on a dead letter that would not fit its topic otherwise: "
+    "`headers` (the original headers are left out, the detail cut to 200 bytes; value and key "
+    "are whole) or `value` (the value is its first bytes, as many as fit)",
+    "error.original_size": "with `error.truncated: value`, the original value's length in bytes",
 }
-"""The headers added to a dead-lettered message; its own headers are kept before them."""
+"""The headers added to a dead-lettered message; its own headers are kept before them (unless
+``error.truncated`` says they were left out)."""
 
 
 class StockLevelMessage(BaseModel):

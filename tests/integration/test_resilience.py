@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from services.ledger import app as ledger_app
 from services.ledger.adapters import postgres as ledger_postgres
@@ -17,7 +18,7 @@ from services.ledger.adapters.relay import Relay
 from services.ledger.app import LedgerService
 from shared.db import Connection
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, SCANS
+from shared.topics import DLQ_SUFFIX, MAX_MESSAGE_BYTES, SCANS
 
 from .. import events as ev
 from ..kafka_io import eventually, produce, read_topic
@@ -114,6 +115,67 @@ async def test_an_event_the_append_cannot_take_is_dead_lettered_and_the_rest_app
     assert headers["error.reason"] == b"internal"
     assert b"a rule that cannot handle this event" in headers["error.detail"]
     assert calls["poison"] >= 1
+
+
+def _padded_to(limit: int, key: bytes, value: bytes, header: str | None) -> tuple[bytes, Any]:
+    """``value`` (or, with ``header``, that header) padded until the record's size estimate, an
+    upper bound of what the broker counts, is ``limit``."""
+    pad = 0
+    while True:
+        headers = [(header, b"h" * pad)] if header else []
+        padded = value if header else value + b"[" * pad
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, padded, headers)
+        if size >= limit:
+            return padded, headers
+        pad += limit - size
+
+
+async def test_dead_letters_over_the_topic_s_size_limit_are_shortened_never_lost(
+    settings: Settings,
+) -> None:
+    # Two rejected records that fit the input topic (up to its 2 MiB + 4 KiB) but not once the
+    # error headers are added: one for its own large header (dropped, the value kept whole), one
+    # for its value (cut to what fits, marked as cut). Neither stops the flow.
+    limit = int(MAX_MESSAGE_BYTES)
+    big_header_value, big_headers = _padded_to(limit - 40, b"A", b"[" * 1_500_000, "trace")
+    big_value, _ = _padded_to(limit - 10, b"B", b"[", None)
+    p = settings.topic_prefix
+    async with running(LedgerService(settings, ingest=True, relay=False)):
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4 * 1024 * 1024
+        )
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(p + SCANS, big_header_value, key=b"A", headers=big_headers),
+                await producer.send(p + SCANS, big_value, key=b"B"),
+            ]
+            await asyncio.gather(*sent)  # the input topic takes both
+        finally:
+            await producer.stop()
+        good = ev.received("MUG", "UK", 2)
+        await produce(settings.kafka_bootstrap_servers, p + SCANS, [(b"MUG", orjson.dumps(good))])
+        await eventually(lambda: _at_least(processed_count(settings), 1), seconds=30)
+        await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 2, 10)
+    dead = {
+        r.key: r for r in await read_all(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX)
+    }
+    assert sorted(dead) == [b"A", b"B"]
+    whole = dead[b"A"]
+    headers = dict(whole.headers)
+    assert whole.value == big_header_value
+    assert headers["error.reason"] == b"too_large"
+    assert headers["error.truncated"] == b"headers"
+    assert "trace" not in headers
+    cut = dead[b"B"]
+    headers = dict(cut.headers)
+    assert headers["error.reason"] == b"too_large"
+    assert headers["error.truncated"] == b"value"
+    assert headers["error.original_size"] == str(len(big_value)).encode()
+    assert big_value.startswith(cut.value)
+    assert len(big_value) - 1000 < len(cut.value) < len(big_value)
+    assert headers["error.detail"]
+    assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 2}}
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int = 1) -> list[Any]:
