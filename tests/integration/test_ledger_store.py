@@ -237,3 +237,17 @@ async def test_stock_as_of_a_time_agrees_with_a_count_a_late_movement_was_compen
     )
     assert [await pool.fetchval(as_of, _at(t)) for t in ("11:00", "11:45", "12:00")] == [10, 8, 8]
     assert await store.balances() == {("MUG", "UK"): Balance(on_hand=8)}
+
+
+async def test_a_request_cancelled_before_confirmation_is_recorded_for_the_requested_item(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute(
+        "INSERT INTO replenishment_requests (request_id, event_id, sku, location, qty, kind,"
+        " needed_by, reason, message) VALUES ('RQ-1', gen_random_uuid(), 'MUG', 'UK', 5,"
+        " 'purchase', now(), '{}', '{}')"
+    )
+    store = PostgresLedgerStore(pool)
+    await store.append(accepted(ev.request_cancelled("RQ-1"), ev.request_cancelled("PO-9")))
+    rows = await pool.fetch("SELECT sku, location, kind, reference, incoming FROM ledger_entries")
+    assert [tuple(r) for r in rows] == [("MUG", "UK", "replenishment_cancelled", "RQ-1", 0)]

@@ -381,3 +381,19 @@ def test_a_count_older_than_the_latest_one_does_not_change_todays_stock() -> Non
     )
     assert level(state).on_hand == 8
     assert [on_hand_as_of(entries, t) for t in ("10:00", "11:00", "12:00")] == [10, 9, 8]
+
+
+def test_a_request_cancelled_before_any_confirmation_is_recorded_for_its_item() -> None:
+    state = LedgerState(request_items={"RQ-1": (A, UK)})
+    state, entries = run(ev.request_cancelled("RQ-1"), state=state)
+    assert level(state) == Balance()
+    assert [(e.sku, e.location, e.kind, e.deltas, e.reference) for e in entries] == [
+        (A, UK, "replenishment_cancelled", {}, "RQ-1")
+    ]
+    state, entries = run(ev.confirmed("RQ-1", A, UK, 10), state=state)
+    assert level(state) == Balance()
+
+
+def test_a_request_of_unknown_item_cancelled_before_confirmation_records_nothing() -> None:
+    _, entries = run(ev.request_cancelled("PO-7"))
+    assert entries == []

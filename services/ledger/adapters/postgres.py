@@ -23,7 +23,13 @@ import orjson
 from shared.db import Connection
 from shared.events.codec import InputEvent
 
-from ..domain.batch import counted_moments, fold, item_keys, order_and_reference_keys
+from ..domain.batch import (
+    counted_moments,
+    fold,
+    item_keys,
+    order_and_reference_keys,
+    unconfirmed_cancellations,
+)
 from ..domain.rules import Entry
 from ..domain.state import STATES, Balance, InboundState, ItemKey, LedgerState, OrderState
 from .store import Accepted, AppendResult, first_of_each
@@ -67,6 +73,10 @@ RETURNING event_id
 _LOCK = "SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int[]) AS k"
 _LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])"
 _LOAD_INBOUND = "SELECT reference, state FROM ledger_inbound WHERE reference = ANY($1::text[])"
+# The items of requests the replenisher raised (column-level grant, see migration 0010).
+_REQUEST_ITEMS = """
+SELECT request_id, sku, location FROM replenishment_requests WHERE request_id = ANY($1::text[])
+"""
 _LOAD_BALANCES = """
 SELECT b.sku, b.location, b.on_hand, b.committed, b.damaged, b.quality_control, b.incoming,
        b.written_off, b.counted_at
@@ -208,6 +218,10 @@ class PostgresLedgerStore:
             state.orders[row["order_id"]] = OrderState.from_json(orjson.loads(row["state"]))
         for row in await conn.fetch(_LOAD_INBOUND, list(references)):
             state.inbound[row["reference"]] = InboundState.from_json(orjson.loads(row["state"]))
+        unknown = unconfirmed_cancellations(events, state)
+        if unknown:  # rare: a request cancelled before any confirmation named its item
+            for row in await conn.fetch(_REQUEST_ITEMS, unknown):
+                state.request_items[row[0]] = (row[1], row[2])
         keys = item_keys(events, state)
         await _lock(conn, ITEM_LOCK, map(_item_name, keys))
         skus, locations = [k[0] for k in keys], [k[1] for k in keys]

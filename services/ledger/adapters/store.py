@@ -58,8 +58,11 @@ def first_of_each(batch: list[Accepted]) -> list[Accepted]:
 class MemoryLedgerStore:
     """The in-memory twin of the PostgreSQL store."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_items: dict[str, ItemKey] | None = None) -> None:
         self.state = LedgerState()
+        # the items of the replenishment requests raised (PostgreSQL reads them from
+        # replenishment_requests)
+        self.state.request_items = dict(request_items or {})
         self.processed: set[UUID] = set()
         self.entries: list[StoredEntry] = []
 

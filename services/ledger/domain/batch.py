@@ -91,7 +91,20 @@ def item_keys(events: Iterable[InputEvent], state: LedgerState) -> set[ItemKey]:
         )
     for inbound in state.inbound.values():
         keys.update(inbound.items)
+    keys.update(state.request_items.values())
     return keys
+
+
+def unconfirmed_cancellations(events: Iterable[InputEvent], state: LedgerState) -> list[str]:
+    """The requests the events cancel of which the loaded state knows no item (no confirmation
+    yet): the caller looks up their items (see ``LedgerState.request_items``)."""
+    unknown: set[str] = set()
+    for e in events:
+        if type(e) is ReplenishmentCancelled:
+            inbound = state.inbound.get(e.data.request_id)
+            if inbound is None or not inbound.items:
+                unknown.add(e.data.request_id)
+    return sorted(unknown)
 
 
 def counted_moments(events: Iterable[InputEvent]) -> list[tuple[ItemKey, datetime]]:

@@ -574,14 +574,17 @@ def _confirmed(fx: _Effects, e: ReplenishmentConfirmed) -> None:
 
 
 def _request_cancelled(fx: _Effects, e: ReplenishmentCancelled) -> None:
-    inbound = fx.state.inbound_for(e.data.request_id)
+    request_id = e.data.request_id
+    inbound = fx.state.inbound_for(request_id)
     before = {key: inbound.incoming(key) for key in inbound.items}
+    if not before and request_id in fx.state.request_items:  # closed before any confirmation
+        before[fx.state.request_items[request_id]] = 0
     inbound.closed = True
     for key in sorted(before):
         fx.add(
             key,
             "replenishment_cancelled",
-            reference=e.data.request_id,
+            reference=request_id,
             keep_if_zero=True,
             incoming=-before[key],
         )

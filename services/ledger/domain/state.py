@@ -138,6 +138,10 @@ class LedgerState:
     on_hand_after: dict[tuple[ItemKey, datetime], int] = field(default_factory=dict)
     moves: dict[ItemKey, list[tuple[datetime, int]]] = field(default_factory=dict)
     track_moves: set[ItemKey] | None = None
+    # The item of each replenishment request the batch cancels before any confirmation told the
+    # ledger what it was for (the caller looks them up among the requests it knows of): the
+    # cancellation is recorded against that item, so whoever follows the request sees it closed.
+    request_items: dict[str, ItemKey] = field(default_factory=dict)
 
     def on_hand_at(self, key: ItemKey, moment: datetime) -> int:
         """The item's on_hand as of ``moment``: its entries that occurred by then, summed."""
