@@ -235,3 +235,38 @@ async def test_a_policy_body_over_64_kib_is_refused_declared_or_streamed(
     assert streamed.status_code == 413
     assert streamed.json()["error"] == "too_large"
     assert (await put_policy(client, "MUG", MIN_MAX)).status_code == 200
+
+
+async def test_a_request_cancelled_before_any_confirmation_is_closed(
+    suite: tuple[Settings, httpx.AsyncClient],
+) -> None:
+    settings, client = suite
+    assert (await put_policy(client, "MUG", MIN_MAX)).status_code == 200
+    await publish(settings, [ev.received("MUG", "UK", 30)])
+    await publish(settings, [ev.placed(f"O{n}", "UK", [("1", "MUG", 5)]) for n in range(5)])
+    await eventually(lambda: _count_is(settings, 1))
+    [request] = await requests_of(settings)
+    await publish(settings, [ev.request_cancelled(request["request_id"])])
+    await eventually(lambda: _status_is(settings, request["request_id"], "cancelled"))
+
+
+async def test_a_transfer_answering_a_request_confirms_it_and_its_receipt_receives_it(
+    suite: tuple[Settings, httpx.AsyncClient],
+) -> None:
+    settings, client = suite
+    for location in ("UK", "EU"):
+        assert (await put_policy(client, "MUG", MIN_MAX, location)).status_code == 200
+    await publish(settings, [ev.received("MUG", "UK", 30), ev.received("MUG", "EU", 200)])
+    await publish(settings, [ev.placed(f"O{n}", "UK", [("1", "MUG", 5)]) for n in range(5)])
+    await eventually(lambda: _count_is(settings, 1))
+    [request] = await requests_of(settings)
+    rid = request["request_id"]
+    assert (request["kind"], request["from_location"], request["qty"]) == ("transfer", "EU", 25)
+    # sent in two scans under the request's id: confirmed, not open (its units are incoming)
+    await publish(settings, [ev.transferred("MUG", "EU", "UK", 20, rid)])
+    await eventually(lambda: _status_is(settings, rid, "confirmed"))
+    await publish(settings, [ev.transferred("MUG", "EU", "UK", 5, rid)])
+    await publish(settings, [ev.received("MUG", "UK", 25, reference=rid)])
+    await eventually(lambda: _status_is(settings, rid, "received"))
+    [request] = await requests_of(settings)
+    assert (request["confirmed_qty"], request["received_qty"]) == (25, 25)

@@ -133,7 +133,10 @@ class ReplenisherStore:
             if request is None:
                 continue
             d = e["deltas"]
-            if e["kind"] == "replenishment_confirmed":
+            # A transfer raised by a request is sent with transfer_id = request_id: its units
+            # coming in at the destination are its confirmation (the source's units leaving
+            # are not), and their receipt is its receipt.
+            if e["kind"] in ("replenishment_confirmed", "transfer_in"):
                 request["confirmed_qty"] += max(0, d.get("incoming", 0))
                 if request["status"] == "open":
                     request["status"] = "confirmed"
