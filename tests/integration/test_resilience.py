@@ -5,8 +5,10 @@ late after a rebalance, and a relay host that dies holding the leader's lock."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,9 +18,13 @@ from services.ledger import app as ledger_app
 from services.ledger.adapters import postgres as ledger_postgres
 from services.ledger.adapters.relay import Relay
 from services.ledger.app import LedgerService
+from services.projector.adapters.consumer import ProjectorConsumer
+from services.projector.adapters.store import ReadModel
+from services.projector.metrics import ProjectorMetrics
 from shared.db import Connection
+from shared.kafka import producer
 from shared.settings import Settings
-from shared.topics import DLQ_SUFFIX, MAX_MESSAGE_BYTES, SCANS
+from shared.topics import DLQ_SUFFIX, LEVELS, MAX_MESSAGE_BYTES, SCANS
 
 from .. import events as ev
 from ..kafka_io import eventually, produce, read_topic
@@ -117,6 +123,83 @@ async def test_an_event_the_append_cannot_take_is_dead_lettered_and_the_rest_app
     assert calls["poison"] >= 1
 
 
+class _NoCommits:
+    """A Kafka consumer's commit, for a projector driven batch by batch."""
+
+    async def commit(self, offsets: Any) -> None:
+        return None
+
+
+def _ledger_record(offset: int, position: int, on_hand: int) -> SimpleNamespace:
+    entry = {
+        "position": position,
+        "entry_id": f"e{position}",
+        "sku": "MUG",
+        "location": "UK",
+        "kind": "received",
+        "deltas": {"on_hand": on_hand},
+        "occurred_at": "2011-07-01T08:00:00Z",
+        "recorded_at": "2011-07-01T08:00:00Z",
+    }
+    return SimpleNamespace(topic="ledger", partition=0, offset=offset, value=orjson.dumps(entry))
+
+
+async def test_a_level_published_late_by_a_former_owner_never_follows_a_newer_one(
+    settings: Settings,
+) -> None:
+    # A rebalance moves a ledger partition from one projector to another while the first is
+    # still publishing the levels of its last batch (a slow broker). The new owner applies the
+    # same entries and a later one; the level it publishes must stay the item's last level on
+    # the compacted topic, however late the old owner's publish lands.
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=4
+    )
+    producers = [producer(settings), producer(settings)]
+    topic = settings.topic_prefix + LEVELS
+    projectors = [
+        ProjectorConsumer(
+            _NoCommits(),
+            p,
+            ReadModel(pool),
+            ProjectorMetrics.create(),
+            topic,
+            100,
+            20,
+        )
+        for p in producers
+    ]
+    old_owner, new_owner = projectors
+    publishing, slow_broker = asyncio.Event(), asyncio.Event()
+    publish = old_owner._publish
+
+    async def slow_publish(levels: list[asyncpg.Record]) -> None:
+        publishing.set()
+        await slow_broker.wait()
+        await publish(levels)
+
+    old_owner._publish = slow_publish  # type: ignore[method-assign]
+    stopping = asyncio.Event()
+    try:
+        for p in producers:
+            await p.start()
+        first = [_ledger_record(0, 1, 5)]
+        late = asyncio.create_task(old_owner.handle(first, stopping))
+        await asyncio.wait_for(publishing.wait(), 10)
+        newer = asyncio.create_task(new_owner.handle([*first, _ledger_record(1, 2, 3)], stopping))
+        await asyncio.wait({newer}, timeout=1.0)
+        slow_broker.set()
+        assert await late
+        assert await newer
+    finally:
+        for p in producers:
+            await p.stop()
+        await pool.close()
+    published = await read_all(settings.kafka_bootstrap_servers, topic, partitions=6)
+    positions = [orjson.loads(r.value)["position"] for r in published if r.key == b"UK|MUG"]
+    assert positions == sorted(positions)
+    assert positions[-1] == 2
+
+
 def _padded_to(limit: int, key: bytes, value: bytes, header: str | None) -> tuple[bytes, Any]:
     """``value`` (or, with ``header``, that header) padded until the record's size estimate, an
     upper bound of what the broker counts, is ``limit``."""
@@ -199,3 +282,28 @@ async def read_all(bootstrap: str, topic: str, partitions: int = 1) -> list[Any]
 
 async def _at_least(count: Any, n: int) -> bool:
     return int(await count) >= n
+
+
+async def test_levels_that_fail_to_publish_leave_the_batch_applied_and_go_out_next_time(
+    database_url: str,
+) -> None:
+    entry = {"position": 1, "sku": "MUG", "location": "UK", "deltas": {"on_hand": 4}}
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    published: list[list[asyncpg.Record]] = []
+
+    async def broker_away(levels: list[asyncpg.Record]) -> None:
+        raise ConnectionResetError("broker away")
+
+    async def broker_back(levels: list[asyncpg.Record]) -> None:
+        published.append(levels)
+
+    try:
+        model = ReadModel(pool)
+        with pytest.raises(ConnectionResetError):
+            await model.apply([entry], publish=broker_away)
+        assert await pool.fetchval("SELECT on_hand FROM stock_levels WHERE sku = 'MUG'") == 4
+        changed, _ = await model.apply([entry], publish=broker_back)
+    finally:
+        await pool.close()
+    assert changed == {}
+    assert [(r["on_hand"], r["position"]) for r in published[0]] == [(4, 1)]

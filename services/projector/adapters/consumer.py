@@ -1,8 +1,10 @@
 """The projector's Kafka edge: ledger entries in, levels out, offsets committed last.
 
 Per batch: apply to the read model (one transaction), publish the current level of every item
-the batch touched, then commit the offsets. A crash anywhere redelivers the batch; the read model
-ignores what it already has, and the levels are published again (the topic is compacted).
+the batch touched before that transaction commits (its items' rows still locked, so that after a
+rebalance the new owner's levels always follow the former owner's: see adapters/store.py), then
+commit the offsets. A crash anywhere redelivers the batch; the read model ignores what it already
+has, and the levels are published again (the topic is compacted).
 """
 
 from __future__ import annotations
@@ -91,8 +93,7 @@ class ProjectorConsumer:
         return True
 
     async def _apply(self, entries: list[dict[str, Any]]) -> dict[Any, Any]:
-        changed, levels = await self.model.apply(entries)
-        await self._publish(levels)
+        changed, _ = await self.model.apply(entries, publish=self._publish)
         return changed
 
     async def _publish(self, levels: list[asyncpg.Record]) -> None:

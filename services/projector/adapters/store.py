@@ -2,12 +2,17 @@
 
 A batch is one transaction: the rows of its items are created if missing and locked in sorted
 order, the entries at or below each row's position are dropped, the rest is added, and the rows'
-new levels are returned for publishing.
+new levels are published before the transaction commits, the rows still locked.
+
+Publishing under the rows' locks keeps ``stock.levels.v1`` from going backwards: a projector that
+owns an item after a rebalance waits at the lock until the former owner's levels are on the topic,
+and then publishes a level at least as recent, after them. Were the levels published after the
+commit, the former owner's could land after the new owner's newer ones (a slow broker).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,11 +35,18 @@ class ReadModel:
         self.pool = pool
 
     async def apply(
-        self, entries: Sequence[Mapping[str, Any]]
+        self,
+        entries: Sequence[Mapping[str, Any]],
+        publish: Callable[[list[asyncpg.Record]], Awaitable[None]] | None = None,
     ) -> tuple[dict[ItemKey, Change], list[asyncpg.Record]]:
         """Apply a batch of ledger entries; returns what changed and the current level of every
-        item the batch touched (changed or not, so a redelivered batch republishes them)."""
+        item the batch touched (changed or not, so a redelivered batch republishes them).
+
+        ``publish`` is given those levels before the transaction commits. Should it fail, the
+        transaction commits all the same (the entries are applied, whatever became of their
+        levels) and its error is raised: trying again publishes the levels as they are then."""
         keys = sorted({(e["sku"], e["location"]) for e in entries})
+        failed: Exception | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             applied = await lock_items(conn, "stock_levels", keys)
             changed = changes(entries, applied)
@@ -44,6 +56,13 @@ class ReadModel:
             if unchanged:
                 skus, locations = [k[0] for k in unchanged], [k[1] for k in unchanged]
                 levels += await conn.fetch(_LEVELS_OF, skus, locations)
+            if publish is not None:
+                try:
+                    await publish(levels)
+                except Exception as exc:  # raised once the transaction has committed
+                    failed = exc
+        if failed is not None:
+            raise failed
         return changed, levels
 
     async def level(self, sku: str, location: str) -> asyncpg.Record | None:
