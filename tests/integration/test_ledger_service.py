@@ -174,3 +174,32 @@ async def _balances(settings: Settings) -> dict[tuple[str, str], dict[str, int]]
         return as_dicts(await PostgresLedgerStore(pool).balances())
     finally:
         await pool.close()
+
+
+async def test_a_reused_event_id_with_other_content_is_dead_lettered_as_a_conflict(
+    settings: Settings,
+) -> None:
+    p = settings.topic_prefix
+    receipt = ev.received("MUG", "UK", 4)
+    reused = {**receipt, "data": {**receipt["data"], "qty": 9}}
+    async with running(settings):
+        await produce_events(settings.kafka_bootstrap_servers, p + SCANS, [receipt])
+        await eventually(lambda: _count_is(settings, 1))
+        await produce(
+            settings.kafka_bootstrap_servers,
+            p + SCANS,
+            [(b"again", orjson.dumps(receipt)), (b"reused", orjson.dumps(reused))],
+        )
+        [dead] = await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 1)
+        await produce_events(
+            settings.kafka_bootstrap_servers, p + SCANS, [ev.received("X", "UK", 1)]
+        )
+        await eventually(lambda: _count_is(settings, 2))
+        await asyncio.sleep(0.5)
+    assert (dead.key, dead.value) == (b"reused", orjson.dumps(reused))
+    headers = dict(dead.headers)
+    assert headers["error.reason"] == b"conflict"
+    assert receipt["event_id"].encode() in headers["error.detail"]
+    assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 4}, ("X", "UK"): {"on_hand": 1}}
+    with pytest.raises(TimeoutError):  # the exact redelivery stayed a silent duplicate
+        await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 2, seconds=2)

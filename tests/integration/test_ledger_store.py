@@ -251,3 +251,36 @@ async def test_a_request_cancelled_before_confirmation_is_recorded_for_the_reque
     await store.append(accepted(ev.request_cancelled("RQ-1"), ev.request_cancelled("PO-9")))
     rows = await pool.fetch("SELECT sku, location, kind, reference, incoming FROM ledger_entries")
     assert [tuple(r) for r in rows] == [("MUG", "UK", "replenishment_cancelled", "RQ-1", 0)]
+
+
+async def test_a_reused_event_id_with_other_content_is_rejected_as_a_conflict(
+    store: LedgerStore,
+) -> None:
+    receipt = ev.received("MUG", "UK", 4)
+    reused = {**receipt, "data": {**receipt["data"], "qty": 9}, "source": "elsewhere"}
+    same_but_source = {**receipt, "source": "another scanner"}
+    first = await store.append(accepted(receipt, reused))
+    again = await store.append(accepted(same_but_source, reused))
+    assert [(a.event.data, reason) for a, reason, _ in first.refused] == [
+        (ev.parse(reused).data, "conflict")
+    ]
+    assert [(reason, detail) for _, reason, detail in again.refused] == [
+        ("conflict", f"event_id {receipt['event_id']} was recorded with other content")
+    ]
+    assert (first.applied, first.duplicates, again.applied, again.duplicates) == (1, 0, 0, 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=4)}
+
+
+async def test_a_redelivery_after_a_conflicting_one_in_the_same_batch_is_a_duplicate(
+    store: LedgerStore,
+) -> None:
+    receipt = ev.received("MUG", "UK", 4)
+    reused = {**receipt, "data": {**receipt["data"], "qty": 9}}
+    await store.append(accepted(receipt))
+    result = await store.append(accepted(reused, receipt, reused))
+    assert [(a.event.data.qty, reason) for a, reason, _ in result.refused] == [  # type: ignore[union-attr]
+        (9, "conflict"),
+        (9, "conflict"),
+    ]
+    assert (result.applied, result.duplicates) == (0, 1)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=4)}

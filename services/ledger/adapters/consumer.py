@@ -16,6 +16,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -25,7 +26,7 @@ from shared.kafka import Assignment, Record, commit, dead_letter, next_offsets
 from shared.runner import retry, temporary
 
 from ..metrics import LedgerMetrics
-from .store import Accepted, AppendResult, LedgerStore
+from .store import Accepted, AppendResult, LedgerStore, Refused
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,29 @@ class LedgerConsumer:
         self.metrics.duplicates.inc(result.duplicates)
         return failed
 
+    def _refused(
+        self,
+        accepted: list[tuple[Record, Accepted]],
+        refused: Sequence[Refused],
+        failed: list[Rejected],
+    ) -> None:
+        records = {id(a): record for record, a in accepted}
+        for event, reason, detail in refused:
+            record = records[id(event)]
+            log.warning(
+                "message dead-lettered",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "event_id": str(event.event.event_id),
+                    "reason": reason,
+                    "detail": detail,
+                },
+            )
+            self.metrics.dead_letters.labels(event.topic, reason).inc()
+            failed.append((record, reason, detail))
+
     async def _append_or_split(
         self,
         accepted: list[tuple[Record, Accepted]],
@@ -182,10 +206,14 @@ class LedgerConsumer:
     ) -> AppendResult | None:
         """Append in one transaction, trying again while the failure is temporary. Any other
         failure rolled the whole transaction back: each half is then appended on its own, in
-        order, until the event that fails is alone; it is added to ``failed``."""
+        order, until the event that fails is alone; it is added to ``failed``, as are the
+        events the store refused (a conflicting reuse of an event id, a rule's rejection)."""
         events = [a for _, a in accepted]
         try:
-            return await retry("append", stopping, self.store.append, events, only=temporary)
+            result = await retry("append", stopping, self.store.append, events, only=temporary)
+            if result is not None and result.refused:
+                self._refused(accepted, result.refused, failed)
+            return result
         except Exception as exc:
             if len(accepted) > 1:
                 log.warning(

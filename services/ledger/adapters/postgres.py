@@ -2,10 +2,12 @@
 
 Per batch: lock the orders and references, then the items, each with transaction-scoped advisory
 locks taken in sorted order so that concurrent instances neither deadlock nor overwrite each
-other, and load their state; claim the event ids in ``processed_events`` (a redelivered event is
-dropped there, even one that had no effect on stock); take the append lock, which makes positions
-commit in order (the relay never skips a row), and fold the new events with the pure rules a
-slice at a time into the COPY of their entries, so that PostgreSQL writes while the rules work;
+other, and load their state; claim the event ids in ``processed_events`` with their payload hash
+(a redelivered event is dropped there, even one that had no effect on stock; a delivery of a
+recorded id that says something else is refused as a conflict, for the dead-letter topic);
+take the append lock, which makes positions commit in order (the relay never skips a row), and
+fold the new events with the pure rules a slice at a time into the COPY of their entries, so
+that PostgreSQL writes while the rules work;
 write the new state; notify the relay. Every instance takes the locks, then the claims (in event id
 order), then the append lock, so none waits for another in a cycle.
 """
@@ -16,6 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -32,7 +35,7 @@ from ..domain.batch import (
 )
 from ..domain.rules import Entry
 from ..domain.state import STATES, Balance, InboundState, ItemKey, LedgerState, OrderState
-from .store import Accepted, AppendResult, first_of_each
+from .store import Accepted, AppendResult, conflicts, first_of_each
 
 APPEND_LOCK = 7_300_100  # one lock: appends are serialized, so positions commit in order
 ORDER_LOCK, REFERENCE_LOCK, ITEM_LOCK = 7_300_101, 7_300_102, 7_300_103
@@ -64,11 +67,16 @@ ENTRY_COLUMNS = (
 # Claimed in event id order: concurrent claims of the same ids then wait for each other, and
 # never deadlock.
 _CLAIM = """
-INSERT INTO processed_events (event_id, event_type, topic)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS c(event_id, event_type, topic)
+INSERT INTO processed_events (event_id, event_type, topic, payload_hash)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])
+  AS c(event_id, event_type, topic, payload_hash)
 ORDER BY event_id
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
+"""
+# What the events claimed before said (no hash: recorded before hashes were kept)
+_RECORDED_HASHES = """
+SELECT event_id, payload_hash FROM processed_events WHERE event_id = ANY($1::uuid[])
 """
 _LOCK = "SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int[]) AS k"
 _LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])"
@@ -153,12 +161,13 @@ class Loaded:
     orders: set[str]
 
 
-def _claim_columns(unique: list[Accepted]) -> list[list[Any]]:
+def _claim_columns(unique: list[tuple[Accepted, bytes]]) -> list[list[Any]]:
     """The claims' columns for ``_CLAIM``."""
     return [
-        [a.event.event_id for a in unique],
-        [a.event.type for a in unique],
-        [a.topic for a in unique],
+        [a.event.event_id for a, _ in unique],
+        [a.event.type for a, _ in unique],
+        [a.topic for a, _ in unique],
+        [digest for _, digest in unique],
     ]
 
 
@@ -178,16 +187,26 @@ class PostgresLedgerStore:
 
     async def append_on(self, conn: Connection, batch: list[Accepted]) -> AppendResult:
         """``append`` inside the caller's transaction (which must commit for it to count)."""
-        unique = first_of_each(batch)
+        unique, repeats = first_of_each(batch)
         if not unique:
             return AppendResult(0, 0, 0)
-        events = [a.event for a in unique]
+        events = [a.event for a, _ in unique]
         state, loaded = await self._load(conn, events)
         claimed = {r[0] for r in await conn.fetch(_CLAIM, *_claim_columns(unique))}
+        # each delivery is checked against what its event id was recorded with: now, by the
+        # batch's first delivery, or before
+        recorded: dict[UUID, bytes | None] = {
+            a.event.event_id: digest for a, digest in unique if a.event.event_id in claimed
+        }
+        seen = [u for u in unique if u[0].event.event_id not in claimed]
+        if seen:
+            rows = await conn.fetch(_RECORDED_HASHES, [a.event.event_id for a, _ in seen])
+            recorded.update((r[0], r[1]) for r in rows)
+        refused = conflicts([*seen, *repeats], recorded)
         if len(claimed) < len(events):  # some were recorded before: only the others count
             events = [e for e in events if e.event_id in claimed]
             if not events:
-                return AppendResult(0, len(batch), 0)
+                return AppendResult(0, len(batch) - len(refused), 0, tuple(refused))
             state, loaded = await self._load(conn, events)
         await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", APPEND_LOCK)
         entries: list[Entry] = []
@@ -206,7 +225,8 @@ class PostgresLedgerStore:
         await self._save(conn, state, loaded, {(e.sku, e.location) for e in entries})
         if entries:
             await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-        return AppendResult(len(events), len(batch) - len(events), len(entries))
+        duplicates = len(batch) - len(events) - len(refused)
+        return AppendResult(len(events), duplicates, len(entries), tuple(refused))
 
     async def _load(self, conn: Connection, events: list[InputEvent]) -> tuple[LedgerState, Loaded]:
         """The state the events read, and which of its rows exist already."""
