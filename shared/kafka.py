@@ -127,6 +127,22 @@ def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     )
 
 
+def dead_letter_producer(settings: Settings) -> AIOKafkaProducer:
+    """The producer of dead letters: acks=all, but not idempotent. When the broker refuses a
+    batch of an idempotent aiokafka producer as too large, the producer has already counted the
+    batch's sequence numbers, and every later send to that partition fails as out of order: one
+    dead letter over its topic's limit would stop every dead letter after it. A retried dead letter
+    may instead be written twice (``error.offset`` tells the copies apart from another record)."""
+    return AIOKafkaProducer(
+        **client_options(settings),
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+
+
 class Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
     """Tracks the partitions a consumer owns, for readiness."""
 
@@ -195,6 +211,7 @@ DETAIL_BYTES = 1000  # error.detail is cut to this many bytes of UTF-8
 SHORT_DETAIL_BYTES = 200  # and to this many in a dead letter shortened to fit its topic
 DLQ_MAX_BYTES = int(MAX_MESSAGE_BYTES)  # the dead-letter topics' max.message.bytes (topics.py)
 Headers = list[tuple[str, bytes]]
+VARINT_GROWTH = 10  # how much longer a record's two length varints get with a value (5 bytes each)
 
 
 def _cut(text: str, size: int) -> bytes:
@@ -206,7 +223,8 @@ def dead_letter_forms(
     record: Record, reason: str, detail: str, limit: int = DLQ_MAX_BYTES
 ) -> Iterator[tuple[bytes | None, Headers]]:
     """The dead letters of ``record``, each to be tried when the topic refuses the one before as
-    too large (``limit`` is the topic's size limit; the broker counts the record batch):
+    too large (``limit`` is the topic's size limit; the broker counts the record batch). Forms
+    that cannot fit ``limit`` are left out, so that the broker refuses none while ``limit`` holds:
 
     1. its value, key and headers, plus ``error.reason``, ``error.detail`` (at most 1000 bytes)
        and ``error.offset``;
@@ -216,23 +234,31 @@ def dead_letter_forms(
        ``error.original_size`` (the value's length); should the topic refuse that too (a limit
        set below ``limit``), half as many each time.
     """
+
+    def fits(value: bytes | None, headers: Headers) -> bool:  # by an upper bound of the size
+        size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, value, headers)
+        return size <= limit
+
     where = ("error.offset", f"{record.partition}:{record.offset}".encode())
     why = ("error.reason", reason.encode())
     original: Headers = list(record.headers or ())
-    yield record.value, [*original, why, ("error.detail", _cut(detail, DETAIL_BYTES)), where]
+    full = [*original, why, ("error.detail", _cut(detail, DETAIL_BYTES)), where]
+    if fits(record.value, full):
+        yield record.value, full
     short: Headers = [why, ("error.detail", _cut(detail, SHORT_DETAIL_BYTES)), where]
-    if original or len(detail.encode()) > SHORT_DETAIL_BYTES:
-        yield record.value, [*short, ("error.truncated", b"headers")]
+    without_headers = [*short, ("error.truncated", b"headers")]
+    if (original or len(detail.encode()) > SHORT_DETAIL_BYTES) and fits(
+        record.value, without_headers
+    ):
+        yield record.value, without_headers
     value = record.value or b""
     headers = [
         *short,
         ("error.truncated", b"value"),
         ("error.original_size", str(len(value)).encode()),
     ]
-    kept = min(
-        len(value),
-        limit - DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, b"", headers),
-    )
+    room = limit - DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, b"", headers)
+    kept = min(len(value), room - VARINT_GROWTH)
     while kept > 0:
         yield value[:kept], headers
         kept //= 2
@@ -240,17 +266,21 @@ def dead_letter_forms(
 
 
 async def dead_letter(
-    producer: AIOKafkaProducer, rejected: Sequence[tuple[Record, str, str]]
+    producer: AIOKafkaProducer,
+    rejected: Sequence[tuple[Record, str, str]],
+    limit: int = DLQ_MAX_BYTES,
 ) -> int:
     """Send each rejected record to ``<topic>.dlq`` with its bytes, key and the reason; returns
     once the broker has them all.
 
-    One that the topic refuses as too large is sent again shortened (see
+    One too large for the topic (``limit``, or less if the topic says so) is sent shortened (see
     :func:`dead_letter_forms`), so that none is ever dropped and none stops the flow. Any other
-    failure is raised once every send has ended; trying again may then write some twice.
+    failure is raised once every send has ended; trying again may then write some twice. The
+    producer is :func:`dead_letter_producer`'s, which a refused record does not break.
     """
     pending = [
-        (record, dead_letter_forms(record, reason, detail)) for record, reason, detail in rejected
+        (record, dead_letter_forms(record, reason, detail, limit))
+        for record, reason, detail in rejected
     ]
     sent = 0
     while pending:

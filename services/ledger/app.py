@@ -9,7 +9,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.http import health_app, serve_http
-from shared.kafka import Assignment, batch_consumer, producer, readiness, start_client
+from shared.kafka import (
+    Assignment,
+    batch_consumer,
+    dead_letter_producer,
+    producer,
+    readiness,
+    start_client,
+)
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER
 
@@ -56,7 +63,7 @@ class LedgerService:
                     consumer = batch_consumer(
                         s, [s.topic_prefix + t for t in INPUT_TOPICS], "ledger", self.assignment
                     )
-                    dlq_producer = await self._producer(producers)
+                    dlq_producer = await self._producer(producers, dead_letter_producer(s))
                     await start_client(consumer, s)
                     ingest = LedgerConsumer(
                         consumer,
@@ -91,8 +98,10 @@ class LedgerService:
             await self.pool.close()
             log.info("ledger stopped")
 
-    async def _producer(self, started: list[AIOKafkaProducer]) -> AIOKafkaProducer:
-        p = producer(self.settings)
+    async def _producer(
+        self, started: list[AIOKafkaProducer], p: AIOKafkaProducer | None = None
+    ) -> AIOKafkaProducer:
+        p = p or producer(self.settings)
         await start_client(p, self.settings)
         started.append(p)
         return p
