@@ -127,3 +127,8 @@ def confirmed(request_id: str, sku: str, location: str, qty: int, **kw: Any) -> 
 
 def request_cancelled(request_id: str, **kw: Any) -> dict[str, Any]:
     return envelope("replenishment.cancelled", {"request_id": request_id}, **kw)
+
+
+def inspected(sku: str, location: str, qty: int, outcome: str, **kw: Any) -> dict[str, Any]:
+    data = {"sku": sku, "location": location, "qty": qty, "outcome": outcome}
+    return envelope("scan.inspected", data, **kw)

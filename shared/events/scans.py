@@ -10,6 +10,7 @@ from .envelope import Data, Envelope, Identifier, Location, Qty, SignedQty, Sku
 
 AdjustReason = Literal["found", "lost", "expired", "damaged", "write_off", "correction"]
 ReturnCondition = Literal["sellable", "damaged", "inspect"]
+InspectionOutcome = Literal["sellable", "damaged"]
 
 
 class ReceivedData(Data):
@@ -81,6 +82,13 @@ class MovedData(Data):
     to_bin: Identifier
 
 
+class InspectedData(Data):
+    sku: Sku
+    location: Location
+    qty: Qty = Field(description="Units taken out of quality control; never more than it holds.")
+    outcome: InspectionOutcome
+
+
 class ScanReceived(Envelope):
     type: Literal["scan.received"]
     data: ReceivedData
@@ -116,6 +124,11 @@ class ScanMoved(Envelope):
     data: MovedData
 
 
+class ScanInspected(Envelope):
+    type: Literal["scan.inspected"]
+    data: InspectedData
+
+
 ScanEvent = (
     ScanReceived
     | ScanShipped
@@ -124,4 +137,5 @@ ScanEvent = (
     | ScanTransferred
     | ScanReturned
     | ScanMoved
+    | ScanInspected
 )

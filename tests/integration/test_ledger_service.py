@@ -203,3 +203,29 @@ async def test_a_reused_event_id_with_other_content_is_dead_lettered_as_a_confli
     assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 4}, ("X", "UK"): {"on_hand": 1}}
     with pytest.raises(TimeoutError):  # the exact redelivery stayed a silent duplicate
         await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 2, seconds=2)
+
+
+async def test_an_inspection_of_more_than_quality_control_holds_is_dead_lettered(
+    settings: Settings,
+) -> None:
+    p = settings.topic_prefix
+    too_many = ev.inspected("MUG", "UK", 3, "sellable")
+    async with running(settings):
+        await produce_events(
+            settings.kafka_bootstrap_servers, p + SCANS, [ev.returned("MUG", "UK", 2, "inspect")]
+        )
+        await eventually(lambda: _count_is(settings, 1))
+        await produce(
+            settings.kafka_bootstrap_servers, p + SCANS, [(b"qc", orjson.dumps(too_many))]
+        )
+        [dead] = await read_topic(settings.kafka_bootstrap_servers, p + SCANS + DLQ_SUFFIX, 1)
+        await produce_events(
+            settings.kafka_bootstrap_servers, p + SCANS, [ev.inspected("MUG", "UK", 2, "damaged")]
+        )
+        await eventually(lambda: _count_is(settings, 3))
+        await asyncio.sleep(0.5)
+    assert (dead.key, dead.value) == (b"qc", orjson.dumps(too_many))
+    headers = dict(dead.headers)
+    assert headers["error.reason"] == b"schema"
+    assert headers["error.detail"] == b"qty 3 is more than quality_control holds (2)"
+    assert await _balances(settings) == {("MUG", "UK"): {"on_hand": 2, "damaged": 2}}

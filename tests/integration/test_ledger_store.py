@@ -284,3 +284,26 @@ async def test_a_redelivery_after_a_conflicting_one_in_the_same_batch_is_a_dupli
     ]
     assert (result.applied, result.duplicates) == (0, 1)
     assert await store.balances() == {("MUG", "UK"): Balance(on_hand=4)}
+
+
+async def test_an_inspection_of_more_than_quality_control_holds_is_refused_every_time(
+    store: LedgerStore,
+) -> None:
+    too_many = ev.inspected("MUG", "UK", 2, "damaged")
+    first = await store.append(
+        accepted(
+            ev.returned("MUG", "UK", 1, "inspect"),
+            too_many,
+            ev.inspected("MUG", "UK", 1, "damaged"),
+        )
+    )
+    assert [(a.event.event_id, reason) for a, reason, _ in first.refused] == [
+        (ev.parse(too_many).event_id, "schema")
+    ]
+    assert (first.applied, first.entries) == (3, 2)
+    again = await store.append(accepted(too_many))  # redelivered: dead-lettered again
+    assert [(reason, detail) for _, reason, detail in again.refused] == [
+        ("schema", "qty 2 is more than quality_control holds (1)")
+    ]
+    assert (again.applied, again.duplicates) == (0, 0)
+    assert await store.balances() == {("MUG", "UK"): Balance(on_hand=1, damaged=1)}

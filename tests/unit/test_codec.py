@@ -52,6 +52,9 @@ def with_data(**changes: Any) -> bytes:
         (with_data(qty=-1), "schema"),
         (with_data(colour="red"), "schema"),
         (b"{" + b'"a":"' + b"x" * MAX_MESSAGE_BYTES + b'"}', "too_large"),
+        (orjson.dumps(ev.inspected("S", "L", 1, "inspect")), "schema"),
+        (orjson.dumps(ev.inspected("S", "L", 0, "sellable")), "schema"),
+        (orjson.dumps({**ev.inspected("S", "L", 1, "damaged"), "data": {"sku": "S"}}), "schema"),
     ],
 )
 def test_a_malformed_message_is_rejected_with_its_reason(
@@ -83,3 +86,16 @@ def test_the_rejection_detail_names_the_field() -> None:
     result = decode(with_data(qty="3"))
     assert isinstance(result, Rejection)
     assert "data.qty" in result.detail
+
+
+def test_an_inspection_decodes_with_either_outcome() -> None:
+    for outcome in ("sellable", "damaged"):
+        event = decode(orjson.dumps(ev.inspected("S", "L", 2, outcome)))
+        assert not isinstance(event, Rejection)
+        assert event.type == "scan.inspected"
+        assert event.data.model_dump() == {
+            "sku": "S",
+            "location": "L",
+            "qty": 2,
+            "outcome": outcome,
+        }

@@ -20,6 +20,7 @@ CONTRACT_INPUT_TYPES = {
     "scan.transferred",
     "scan.returned",
     "scan.moved",
+    "scan.inspected",
     "order.placed",
     "order.cancelled",
     "order.fulfilled",
@@ -102,7 +103,7 @@ def test_dead_letter_topics_document_the_error_headers(asyncapi: dict[str, objec
 
 
 def test_every_contract_input_event_type_has_a_schema_file() -> None:
-    assert len(CONTRACT_INPUT_TYPES) == 12
+    assert len(CONTRACT_INPUT_TYPES) == 13
     assert set(EVENT_TYPES) == CONTRACT_INPUT_TYPES
     names = {p.name for p in (ROOT / contract_docs.SCHEMAS_DIR).glob("*.json")}
     assert {f"{t}.json" for t in CONTRACT_INPUT_TYPES} <= names

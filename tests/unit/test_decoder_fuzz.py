@@ -196,6 +196,7 @@ bodies = st.one_of(
         optional_ids,
     ),
     st.builds(ev.moved, codes64, codes64, qtys, ids128, ids128),
+    st.builds(ev.inspected, codes64, codes64, qtys, st.sampled_from(["sellable", "damaged"])),
     st.builds(ev.placed, ids128, codes64, order_lines()),
     st.builds(ev.fulfilled, ids128, codes64, order_lines()),
     st.builds(

@@ -397,3 +397,44 @@ def test_a_request_cancelled_before_any_confirmation_is_recorded_for_its_item() 
 def test_a_request_of_unknown_item_cancelled_before_confirmation_records_nothing() -> None:
     _, entries = run(ev.request_cancelled("PO-7"))
     assert entries == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        ("sellable", Balance(on_hand=3, quality_control=1)),
+        ("damaged", Balance(on_hand=3, damaged=2, quality_control=1)),
+    ],
+)
+def test_an_inspection_takes_units_out_of_quality_control(outcome: str, expected: Balance) -> None:
+    state, entries = run(ev.returned(A, UK, 3, "inspect"), ev.inspected(A, UK, 2, outcome))
+    assert level(state) == expected
+    assert (entries[-1].kind, entries[-1].detail) == ("inspection", {"outcome": outcome})
+    assert state.refused == []
+
+
+@pytest.mark.parametrize("outcome", ["sellable", "damaged"])
+def test_inspecting_more_than_is_in_quality_control_is_refused_and_changes_nothing(
+    outcome: str,
+) -> None:
+    state, _ = run(ev.received(A, UK, 10), ev.returned(A, UK, 1, "inspect"))
+    inspection = ev.parse(ev.inspected(A, UK, 2, outcome))
+    entries = apply_event(state, inspection)
+    assert entries == []
+    assert level(state) == Balance(on_hand=11, quality_control=1)
+    assert state.refused == [(inspection, "schema", "qty 2 is more than quality_control holds (1)")]
+
+
+def test_an_inspection_before_anything_is_in_quality_control_is_refused() -> None:
+    state, entries = run(ev.inspected(A, UK, 1, "sellable"))
+    assert (entries, level(state)) == ([], Balance())
+    assert [reason for _, reason, _ in state.refused] == ["schema"]
+
+
+def test_units_found_damaged_on_inspection_net_against_an_earlier_write_off() -> None:
+    state, _ = run(
+        ev.returned(A, UK, 3, "inspect"),
+        ev.adjusted(A, UK, 2, "write_off"),
+        ev.inspected(A, UK, 3, "damaged"),
+    )
+    assert level(state) == Balance(on_hand=1, damaged=1, quality_control=0)

@@ -35,7 +35,14 @@ from ..domain.batch import (
 )
 from ..domain.rules import Entry
 from ..domain.state import STATES, Balance, InboundState, ItemKey, LedgerState, OrderState
-from .store import Accepted, AppendResult, conflicts, first_of_each
+from .store import (
+    Accepted,
+    AppendResult,
+    conflicts,
+    first_of_each,
+    refusals,
+    refused_again,
+)
 
 APPEND_LOCK = 7_300_100  # one lock: appends are serialized, so positions commit in order
 ORDER_LOCK, REFERENCE_LOCK, ITEM_LOCK = 7_300_101, 7_300_102, 7_300_103
@@ -74,9 +81,16 @@ ORDER BY event_id
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
-# What the events claimed before said (no hash: recorded before hashes were kept)
-_RECORDED_HASHES = """
-SELECT event_id, payload_hash FROM processed_events WHERE event_id = ANY($1::uuid[])
+# What the events claimed before said (no hash: recorded before hashes were kept), and whether
+# a rule refused them
+_RECORDED = """
+SELECT p.event_id, p.payload_hash, r.reason, r.detail
+FROM processed_events p LEFT JOIN ledger_refusals r USING (event_id)
+WHERE p.event_id = ANY($1::uuid[])
+"""
+_REFUSE = """
+INSERT INTO ledger_refusals (event_id, reason, detail)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
 """
 _LOCK = "SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int[]) AS k"
 _LOAD_ORDERS = "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])"
@@ -199,10 +213,17 @@ class PostgresLedgerStore:
             a.event.event_id: digest for a, digest in unique if a.event.event_id in claimed
         }
         seen = [u for u in unique if u[0].event.event_id not in claimed]
+        refused_before: dict[UUID, tuple[str, str]] = {}
         if seen:
-            rows = await conn.fetch(_RECORDED_HASHES, [a.event.event_id for a, _ in seen])
+            rows = await conn.fetch(_RECORDED, [a.event.event_id for a, _ in seen])
             recorded.update((r[0], r[1]) for r in rows)
+            refused_before.update((r[0], (r[2], r[3])) for r in rows if r[2] is not None)
         refused = conflicts([*seen, *repeats], recorded)
+        if refused_before:
+            refused += refused_again(
+                [u for u in seen if recorded.get(u[0].event.event_id) in (None, u[1])],
+                refused_before,
+            )
         if len(claimed) < len(events):  # some were recorded before: only the others count
             events = [e for e in events if e.event_id in claimed]
             if not events:
@@ -223,9 +244,18 @@ class PostgresLedgerStore:
 
         await conn.copy_records_to_table("ledger_entries", records=folded(), columns=ENTRY_COLUMNS)
         await self._save(conn, state, loaded, {(e.sku, e.location) for e in entries})
+        duplicates = len(batch) - len(events) - len(refused)
+        by_rules = refusals(state, (a for a, _ in unique))
+        if by_rules:
+            await conn.execute(
+                _REFUSE,
+                [a.event.event_id for a, _, _ in by_rules],
+                [reason for _, reason, _ in by_rules],
+                [detail for _, _, detail in by_rules],
+            )
+            refused += by_rules
         if entries:
             await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-        duplicates = len(batch) - len(events) - len(refused)
         return AppendResult(len(events), duplicates, len(entries), tuple(refused))
 
     async def _load(self, conn: Connection, events: list[InputEvent]) -> tuple[LedgerState, Loaded]:

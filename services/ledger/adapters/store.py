@@ -101,6 +101,29 @@ def conflicts(
     return refused
 
 
+def refusals(state: LedgerState, applied: Iterable[Accepted]) -> list[Refused]:
+    """The applied events the rules refused (taken out of ``state.refused``)."""
+    if not state.refused:
+        return []
+    by_event = {id(a.event): a for a in applied}
+    out = [(by_event[id(event)], reason, detail) for event, reason, detail in state.refused]
+    state.refused.clear()
+    return out
+
+
+def refused_again(
+    seen: Iterable[Delivery], recorded: Mapping[UUID, tuple[str, str]]
+) -> list[Refused]:
+    """Redeliveries of refused events: dead-lettered again (the first dead letter may have been
+    lost in a crash after the refusal was committed)."""
+    out: list[Refused] = []
+    for accepted, _ in seen:
+        refusal = recorded.get(accepted.event.event_id)
+        if refusal is not None:
+            out.append((accepted, *refusal))
+    return out
+
+
 class MemoryLedgerStore:
     """The in-memory twin of the PostgreSQL store."""
 
@@ -110,6 +133,7 @@ class MemoryLedgerStore:
         # replenishment_requests)
         self.state.request_items = dict(request_items or {})
         self.processed: dict[UUID, bytes] = {}  # event id: payload hash
+        self.refusals: dict[UUID, tuple[str, str]] = {}  # event id: reason, detail
         self.entries: list[StoredEntry] = []
 
     async def append(self, batch: list[Accepted]) -> AppendResult:
@@ -123,10 +147,15 @@ class MemoryLedgerStore:
                 fresh.append(accepted)
                 self.processed[accepted.event.event_id] = digest
         refused = conflicts([*seen, *repeats], self.processed)
+        same = [(a, d) for a, d in seen if self.processed[a.event.event_id] == d]
+        refused += refused_again(same, self.refusals)
+        duplicates = len(batch) - len(fresh) - len(refused)
         entries = fold(self.state, [a.event for a in fresh])
+        for accepted, reason, detail in refusals(self.state, fresh):
+            self.refusals[accepted.event.event_id] = (reason, detail)
+            refused.append((accepted, reason, detail))
         start = len(self.entries) + 1
         self.entries.extend(StoredEntry(start + i, e) for i, e in enumerate(entries))
-        duplicates = len(batch) - len(fresh) - len(refused)
         return AppendResult(len(fresh), duplicates, len(entries), tuple(refused))
 
     async def balances(self) -> dict[ItemKey, Balance]:

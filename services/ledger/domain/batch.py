@@ -16,6 +16,7 @@ from shared.events.replenishment import ReplenishmentCancelled, ReplenishmentCon
 from shared.events.scans import (
     ScanAdjusted,
     ScanCounted,
+    ScanInspected,
     ScanMoved,
     ScanReceived,
     ScanReturned,
@@ -39,7 +40,7 @@ class _HasOrder(Protocol):
 
 _ORDER_EVENTS = frozenset({OrderPlaced, OrderCancelled, OrderFulfilled, ScanShipped})
 _ONE_ITEM_EVENTS = frozenset(
-    {ScanReceived, ScanShipped, ScanAdjusted, ScanCounted, ScanReturned, ScanMoved}
+    {ScanReceived, ScanShipped, ScanAdjusted, ScanCounted, ScanReturned, ScanMoved, ScanInspected}
 )
 _ORDER_LINE_EVENTS = frozenset({OrderPlaced, OrderFulfilled})
 _REQUEST_EVENTS = frozenset({ReplenishmentConfirmed, ReplenishmentCancelled})

@@ -29,6 +29,7 @@ from shared.events.replenishment import ReplenishmentCancelled, ReplenishmentCon
 from shared.events.scans import (
     ScanAdjusted,
     ScanCounted,
+    ScanInspected,
     ScanMoved,
     ScanReceived,
     ScanReturned,
@@ -39,6 +40,16 @@ from shared.events.scans import (
 from .state import ItemKey, LedgerState, LineState, OrderState
 
 ENTRY_NAMESPACE = uuid.UUID("5f1d7c1e-6a0b-4f5e-9a57-2d0c7c3b9e11")
+
+
+class Refusal(Exception):  # noqa: N818 - a refusal is an outcome, not an error of the code
+    """Raised by a rule, before it changes anything, for an event that breaks a stock rule: the
+    event is recorded as refused (``LedgerState.refused``), with the dead letter's reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 class Entry(NamedTuple):
@@ -458,6 +469,23 @@ def _returned(fx: _Effects, e: ScanReturned) -> None:
     )
 
 
+def _inspected(fx: _Effects, e: ScanInspected) -> None:
+    """Units leave quality control, as sellable or damaged; never more than it holds, so that it
+    never goes negative: the event is refused (``schema``: it cannot be taken as it is)."""
+    d = e.data
+    key = (d.sku, d.location)
+    holds = fx.state.balance(key).quality_control
+    if d.qty > holds:
+        raise Refusal("schema", f"qty {d.qty} is more than quality_control holds ({holds})")
+    fx.add(
+        key,
+        "inspection",
+        detail={"outcome": d.outcome},
+        quality_control=-d.qty,
+        damaged=_newly_damaged(fx.state, key, d.qty) if d.outcome == "damaged" else 0,
+    )
+
+
 def _moved(fx: _Effects, e: ScanMoved) -> None:
     d = e.data
     detail = {"qty": d.qty, "from_bin": d.from_bin, "to_bin": d.to_bin}
@@ -598,6 +626,7 @@ _RULES: dict[type[Any], Callable[[_Effects, Any], None]] = {
     ScanTransferred: _transferred,
     ScanReturned: _returned,
     ScanMoved: _moved,
+    ScanInspected: _inspected,
     OrderPlaced: _placed,
     OrderCancelled: _cancelled,
     OrderFulfilled: _fulfilled,
@@ -607,7 +636,12 @@ _RULES: dict[type[Any], Callable[[_Effects, Any], None]] = {
 
 
 def apply_event(state: LedgerState, event: InputEvent) -> list[Entry]:
-    """Apply one event to ``state`` and return the ledger entries it produces."""
+    """Apply one event to ``state`` and return the ledger entries it produces; an event a rule
+    refuses produces none, changes nothing and is added to ``state.refused``."""
     fx = _Effects(state)
-    _RULES[type(event)](fx, event)
+    try:
+        _RULES[type(event)](fx, event)
+    except Refusal as refusal:
+        state.refused.append((event, refusal.reason, refusal.detail))
+        return []
     return fx.entries(event)

@@ -142,6 +142,8 @@ class LedgerState:
     # ledger what it was for (the caller looks them up among the requests it knows of): the
     # cancellation is recorded against that item, so whoever follows the request sees it closed.
     request_items: dict[str, ItemKey] = field(default_factory=dict)
+    # The events a rule refused (no effect on stock), with the dead letter's reason and detail.
+    refused: list[tuple[Any, str, str]] = field(default_factory=list)
 
     def on_hand_at(self, key: ItemKey, moment: datetime) -> int:
         """The item's on_hand as of ``moment``: its entries that occurred by then, summed."""
