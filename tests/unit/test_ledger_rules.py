@@ -438,3 +438,13 @@ def test_units_found_damaged_on_inspection_net_against_an_earlier_write_off() ->
         ev.inspected(A, UK, 3, "damaged"),
     )
     assert level(state) == Balance(on_hand=1, damaged=1, quality_control=0)
+
+
+def test_more_units_shipped_unlined_than_ordered_settle_alike_before_or_after_placement() -> None:
+    received = ev.received(A, UK, 10)
+    unlined = ev.shipped(A, UK, 5, "O1")
+    placed = ev.placed("O1", UK, [("1", A, 2)])
+    fulfilled = ev.fulfilled("O1", UK, [("1", A, 4)])
+    before, _ = run(received, unlined, placed, fulfilled)
+    after, _ = run(received, placed, unlined, fulfilled)
+    assert level(before) == level(after) == Balance(on_hand=5, committed=0)

@@ -280,18 +280,27 @@ def _line_for_scan(order: OrderState, sku: str, line_id: str | None) -> str:
 
 
 def _absorb_unlined(
-    fx: _Effects, order: OrderState, line: LineState, sku: str, *, order_id: str, kind: str
+    fx: _Effects,
+    order: OrderState,
+    line: LineState,
+    sku: str,
+    *,
+    order_id: str,
+    kind: str,
+    everything: bool = True,
 ) -> ItemKey | None:
-    """Move the order's unlined shipped units of ``sku`` into ``line`` (up to what it ordered,
-    once it is placed): they were that line's units. Gives back the on_hand the pool took for
-    units the line reports as shipped already (scans and fulfilments describe the same units);
-    returns where the units were scanned, for the line's own change, or None if none moved."""
+    """Move the order's unlined shipped units of ``sku`` into ``line`` (all of them, or with
+    ``everything`` false up to what the placed line ordered): they were that line's units, as a
+    scan without a line id after the placement would have been taken. Gives back the on_hand the
+    pool took for units the line reports as shipped already (scans and fulfilments describe the
+    same units); returns where the units were scanned, for the line's own change, or None if
+    none moved."""
     pool_id = _unlined(sku)
     pool = order.lines.get(pool_id)
     if pool is None or pool.scanned <= 0 or pool is line or pool.location is None:
         return None
-    room = pool.scanned if line.ordered == 0 else max(0, line.ordered - line.scanned)
-    take = min(pool.scanned, room)
+    capped = not everything and line.ordered > 0
+    take = min(pool.scanned, max(0, line.ordered - line.scanned)) if capped else pool.scanned
     if take == 0:
         return None
     where = (sku, pool.location)
@@ -495,6 +504,7 @@ def _moved(fx: _Effects, e: ScanMoved) -> None:
 def _placed(fx: _Effects, e: OrderPlaced) -> None:
     d = e.data
     order = fx.state.order(d.order_id)
+    last_of_sku = {placed.sku: placed.line_id for placed in d.lines}  # takes what the others left
     for placed in d.lines:
         line = order.lines.get(placed.line_id)
         if (
@@ -512,7 +522,13 @@ def _placed(fx: _Effects, e: OrderPlaced) -> None:
         elif line.sku is None:
             line.sku, line.location = placed.sku, d.location
         scanned_at = _absorb_unlined(
-            fx, order, line, placed.sku, order_id=d.order_id, kind="commitment"
+            fx,
+            order,
+            line,
+            placed.sku,
+            order_id=d.order_id,
+            kind="commitment",
+            everything=last_of_sku[placed.sku] == placed.line_id,
         )
         _line_moved(
             fx,
