@@ -1,7 +1,11 @@
 """An independent reference for the ledger: final stock computed from the set of events at once.
 
 Written apart from the service's rules, in another shape (totals over facts, not a fold), for the
-event kinds whose outcome does not depend on arrival order. Property tests compare the two.
+event kinds whose outcome does not depend on arrival order: counts by their time (on_hand is the
+latest count plus what moved after it), write-offs and damage netted, unlined shipments as the
+scans of their order's one line for the sku. Inspections do depend on arrival order (one that
+finds too little in quality control is refused): the ledger's refusals are given, and the
+reference takes the others. Property tests compare the two.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import random
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from . import events as ev
@@ -21,6 +27,8 @@ ORDER_FREE_TYPES = {
     "scan.transferred",
     "scan.returned",
     "scan.moved",
+    "scan.counted",
+    "scan.inspected",
     "order.placed",
     "order.cancelled",
     "order.fulfilled",
@@ -29,8 +37,11 @@ ORDER_FREE_TYPES = {
 }
 
 
-def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int]]:
-    seen: set[str] = set()
+def reference_balances(
+    events: list[dict[str, Any]], refused: Collection[str] = ()
+) -> dict[Item, dict[str, int]]:
+    """The stock the events leave, those whose ids are in ``refused`` left out."""
+    seen: set[str] = set(refused)
     unique = []
     for e in events:
         if e["event_id"] not in seen:
@@ -48,17 +59,26 @@ def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int
     expected: dict[tuple[str, Item], int] = {}
     received_on: Counter[tuple[str, Item]] = Counter()
     cancelled_refs: set[str] = set()
-    adjust_sign = {"found": 1, "correction": 1, "lost": -1, "expired": -1}
+    adjust_sign = {"found": 1, "correction": 1, "lost": -1, "expired": -1, "write_off": -1}
+    damaged_in: Counter[Item] = Counter()  # units reported damaged
+    written_off: Counter[Item] = Counter()  # damaged units written off
+    moves: dict[Item, list[tuple[datetime, int]]] = defaultdict(list)  # on_hand, but shipments
+    counts: dict[Item, list[tuple[datetime, int]]] = defaultdict(list)
+
+    def moved(e: dict[str, Any], item: Item, qty: int) -> None:
+        totals[item]["on_hand"] += qty
+        moves[item].append((datetime.fromisoformat(e["occurred_at"]), qty))
 
     for e in unique:
         d, kind = e["data"], e["type"]
         if kind == "scan.received":
             item = (d["sku"], d["location"])
-            totals[item]["on_hand"] += d["qty"]
+            moved(e, item, d["qty"])
             if "reference" in d:
                 received_on[(d["reference"], item)] += d["qty"]
         elif kind == "scan.shipped":
-            line = (d["order_id"], d["line_id"])
+            # without a line id: the scan of the order's one line for the sku, "1" here
+            line = (d["order_id"], d.get("line_id", "1"))
             scanned[line] += d["qty"]
             ship_item[line] = (d["sku"], d["location"])
         elif kind == "order.fulfilled":
@@ -79,9 +99,19 @@ def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int
         elif kind == "scan.adjusted":
             item = (d["sku"], d["location"])
             if d["reason"] == "damaged":
-                totals[item]["damaged"] += d["qty"]
+                damaged_in[item] += d["qty"]
             else:
-                totals[item]["on_hand"] += adjust_sign[d["reason"]] * d["qty"]
+                moved(e, item, adjust_sign[d["reason"]] * d["qty"])
+            if d["reason"] == "write_off":
+                written_off[item] += d["qty"]
+        elif kind == "scan.counted":
+            item = (d["sku"], d["location"])
+            counts[item].append((datetime.fromisoformat(e["occurred_at"]), d["counted_qty"]))
+        elif kind == "scan.inspected":
+            item = (d["sku"], d["location"])
+            totals[item]["quality_control"] -= d["qty"]
+            if d["outcome"] == "damaged":
+                damaged_in[item] += d["qty"]
         elif kind == "scan.transferred":
             totals[(d["sku"], d["from_location"])]["on_hand"] -= d["qty"]
             # each scan under a transfer id sends more units: they add up
@@ -89,15 +119,25 @@ def reference_balances(events: list[dict[str, Any]]) -> dict[Item, dict[str, int
             expected[sent] = expected.get(sent, 0) + d["qty"]
         elif kind == "scan.returned":
             item = (d["sku"], d["location"])
-            totals[item]["on_hand"] += d["qty"]
-            state = {"damaged": "damaged", "inspect": "quality_control"}.get(d["condition"])
-            if state:
-                totals[item][state] += d["qty"]
+            moved(e, item, d["qty"])
+            if d["condition"] == "damaged":
+                damaged_in[item] += d["qty"]
+            elif d["condition"] == "inspect":
+                totals[item]["quality_control"] += d["qty"]
         elif kind == "replenishment.confirmed":
             expected[(d["request_id"], (d["sku"], d["location"]))] = d["qty"]
         elif kind == "replenishment.cancelled":
             cancelled_refs.add(d["request_id"])
 
+    for item in set(damaged_in) | set(written_off):
+        # a write-off takes damaged units, those reported before it or after
+        totals[item]["damaged"] += max(0, damaged_in[item] - written_off[item])
+    for item, counted in counts.items():
+        # the latest count, and what moved after it (no shipments: counted items have none)
+        at, qty = max(counted)
+        totals[item]["on_hand"] = qty + sum(n for t, n in moves[item] if t > at)
+    shipped_items = {ship_item[line] for line in set(scanned) | set(fulfilled)}
+    assert not shipped_items & set(counts), "the reference counts only items without shipments"
     for line in set(scanned) | set(fulfilled):
         totals[ship_item[line]]["on_hand"] -= max(scanned[line], fulfilled[line])
     for line, (sku, location, qty) in placed.items():
@@ -118,13 +158,35 @@ def _fixed_qty(key: str) -> int:
     return 1 + zlib.crc32(key.encode()) % 9
 
 
-def random_history(rng: random.Random, size: int, tag: str = "") -> list[dict[str, Any]]:
+SKUS = 3
+LOCATIONS = ["UK", "EU"]
+REQUESTS = 3
+
+
+def request_items(tag: str = "") -> dict[str, Item]:
+    """The item each request of :func:`random_history` is for (the replenisher's records)."""
+    skus = [f"{tag}SKU-{i}" for i in range(SKUS)]
+    return {
+        ref: (_pick(skus, ref), _pick(LOCATIONS, ref + "l"))
+        for ref in (f"{tag}R{n}" for n in range(1, REQUESTS + 1))
+    }
+
+
+def random_history(
+    rng: random.Random, size: int, tag: str = "", *, extended: bool = False
+) -> list[dict[str, Any]]:
     """Events of the order-independent kinds over a few items, orders and references, each with
-    its own event id, in the order they happened (callers shuffle and duplicate them)."""
-    skus = [f"{tag}SKU-{i}" for i in range(3)]
-    locations = ["UK", "EU"]
+    its own event id, in the order they happened (callers shuffle and duplicate them).
+    ``extended`` adds write-offs, shipments without a line id, counts (of their own items,
+    which orders do not touch) and inspections, some of which the ledger refuses (see
+    :func:`reference_balances`)."""
+    skus = [f"{tag}SKU-{i}" for i in range(SKUS)]
+    locations = LOCATIONS
     out: list[dict[str, Any]] = []
     for _ in range(size):
+        if extended and rng.random() < 0.3:
+            out.append(_extended_event(rng, tag, skus))
+            continue
         sku, loc = rng.choice(skus), rng.choice(locations)
         qty = rng.randint(1, 9)
         roll = rng.random()
@@ -135,7 +197,7 @@ def random_history(rng: random.Random, size: int, tag: str = "") -> list[dict[st
         # only redeliveries and arrival order vary
         o_sku, o_loc = _pick(skus, order_id + line_id), _pick(locations, order_id)
         o_qty = _fixed_qty(order_id + line_id)
-        ref = f"{tag}R{rng.randint(1, 3)}"
+        ref = f"{tag}R{rng.randint(1, REQUESTS)}"
         r_sku, r_loc, r_qty = _pick(skus, ref), _pick(locations, ref + "l"), _fixed_qty(ref)
         transfer = f"{tag}T{rng.randint(1, 2)}"
         t_sku, t_to = _pick(skus, transfer), _pick(locations, transfer)
@@ -172,6 +234,42 @@ def random_history(rng: random.Random, size: int, tag: str = "") -> list[dict[st
         else:
             out.append(ev.request_cancelled(ref))
     return out
+
+
+def _extended_event(rng: random.Random, tag: str, skus: list[str]) -> dict[str, Any]:
+    sku, loc = rng.choice(skus), rng.choice(LOCATIONS)
+    qty = rng.randint(1, 9)
+    roll = rng.random()
+    counted = f"{tag}COUNTED"  # counted items see no shipments: see reference_balances
+    order_id = f"{tag}U{rng.randint(1, 3)}"  # orders of one line, "1", shipped without line ids
+    u_sku, u_loc, u_qty = _pick(skus, order_id), _pick(LOCATIONS, order_id), _fixed_qty(order_id)
+    if roll < 0.12:
+        return ev.adjusted(sku, loc, qty, "write_off")
+    if roll < 0.22:
+        return ev.placed(order_id, u_loc, [("1", u_sku, u_qty)])
+    if roll < 0.34:
+        return ev.shipped(u_sku, u_loc, rng.randint(1, 3), order_id)
+    if roll < 0.40:
+        return ev.fulfilled(order_id, u_loc, [("1", u_sku, rng.randint(1, 3))])
+    if roll < 0.43:
+        return ev.cancelled(order_id)
+    if roll < 0.55:
+        return ev.counted(counted, loc, rng.randint(0, 20))
+    if roll < 0.75:
+        reason = rng.choice(["found", "lost", "damaged", "write_off", "correction"])
+        signed = qty if reason != "correction" else rng.choice([qty, -qty])
+        return rng.choice(
+            [
+                ev.received(counted, loc, qty),
+                ev.adjusted(counted, loc, signed, reason),
+                ev.returned(counted, loc, qty, rng.choice(["sellable", "damaged", "inspect"])),
+            ]
+        )
+    # inspections of one item per location, which inspect returns fill: some find enough there
+    inspected = rng.choice([skus[0], counted])
+    if roll < 0.88:
+        return ev.returned(inspected, loc, qty, "inspect")
+    return ev.inspected(inspected, loc, rng.randint(1, 3), rng.choice(["sellable", "damaged"]))
 
 
 def deliveries(rng: random.Random, history: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -113,6 +113,20 @@ async def test_a_batch_mixing_every_kind_settles_as_the_reference(store: LedgerS
     assert as_dicts(await store.balances()) == reference_balances(history)
 
 
+async def test_late_counts_unlined_shipments_and_inspections_settle_as_the_reference(
+    store: LedgerStore,
+) -> None:
+    rng = random.Random(17)
+    history = random_history(rng, 400, extended=True)
+    delivered = deliveries(rng, history)  # shuffled across batches: counts arrive late or early
+    refused: set[str] = set()
+    for chunk in range(0, len(delivered), 37):
+        result = await store.append(accepted(*delivered[chunk : chunk + 37]))
+        refused |= {str(a.event.event_id) for a, _, _ in result.refused}
+    assert refused
+    assert as_dicts(await store.balances()) == reference_balances(history, refused)
+
+
 async def test_the_ledger_refuses_updates_deletes_and_truncation(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
