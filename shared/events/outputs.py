@@ -17,8 +17,10 @@ ReplenishmentKind = Literal["purchase", "transfer"]
 PolicyName = Literal["static", "min_max", "forecast"]
 
 DEAD_LETTER_HEADERS: Final = {
-    "error.reason": "why it was rejected, a short code: empty, invalid_json, schema, "
-    "unknown_type, too_large, or internal (a valid event the ledger failed to append)",
+    "error.reason": "why it was rejected, a short code: empty, invalid_json, schema (also a "
+    "valid event a stock rule refuses, such as an inspection of more than quality control "
+    "holds), unknown_type, too_large, conflict (an event_id recorded with other content), or "
+    "internal (a valid event the ledger failed to append)",
     "error.detail": "what was wrong, for people (at most 1000 bytes)",
     "error.offset": "`<partition>:<offset>` of the original record on the input topic",
     "error.truncated": "present only on a dead letter that would not fit its topic otherwise: "
