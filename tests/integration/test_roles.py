@@ -29,6 +29,11 @@ ENTRY = (
     " 'received', now(), 'scan.received')"
 )
 LEVEL = "INSERT INTO stock_levels (sku, location) VALUES ('MUG', 'UK')"
+REFUSAL = (
+    "WITH p AS (INSERT INTO processed_events (event_id, event_type, topic)"
+    " VALUES (gen_random_uuid(), 'scan.inspected', 'inventory.scans.v1') RETURNING event_id)"
+    " INSERT INTO ledger_refusals SELECT event_id, 'schema', 'too many' FROM p"
+)
 POLICY = "INSERT INTO replenishment_policies (sku, location, policy) VALUES ('MUG', 'UK', '{}')"
 
 # (service, statement, allowed): what each role may and may not do.
@@ -45,6 +50,7 @@ PRIVILEGES = [
     ("ledger", "SELECT * FROM replenishment_requests", False),
     ("ledger", "UPDATE replenishment_requests SET status = 'cancelled'", False),
     ("ledger", "SELECT count(*) FROM ledger_refusals", True),
+    ("ledger", REFUSAL, True),
     ("ledger", "DELETE FROM ledger_refusals", False),
     ("ledger", "UPDATE ledger_refusals SET reason = 'x'", False),
     ("ledger", POLICY, False),
