@@ -1,7 +1,12 @@
 """``python -m simulation``: compare replenishment policies on an order history, closed loop.
 
 Prints, per policy, the line fill rate, average units held, requests and stockout item-days,
-and writes them as JSON. By default the services' pure rules run in this process, and the same
+and writes them as JSON. With ``--frontier`` each policy runs at several settings and the
+figures are read as a frontier (line fill against units held): the units each policy needs at
+fill rates 0.75 to 0.90, in a table, the JSON and a PNG; with ``--split-months`` (default 4)
+the months after the first ones are reported apart, as the out-of-sample check.
+
+By default the services' pure rules run in this process, and the same
 history and options give the same figures. With ``--through-stack`` the history goes through the
 services themselves (Kafka and PostgreSQL must be running), a day at a time as fast as they
 settle; see ``simulation/stack.py`` for how its figures differ.
@@ -13,6 +18,7 @@ import argparse
 import asyncio
 import json
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,9 +31,10 @@ from rich.table import Table
 
 from bench.retail import DATA, retail_events
 
+from . import frontier
 from .closed_loop import SimConfig, in_range, simulate
 
-POLICIES = ("static", "min_max", "forecast")
+POLICIES = ("lines", "normal", "static", "min_max")
 
 
 def main() -> None:
@@ -45,7 +52,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="read only the first ROWS rows")
     parser.add_argument("--lead-time-days", type=int, default=7)
     parser.add_argument("--review-days", type=int, default=7)
-    parser.add_argument("--service-level", type=float, default=0.98)
+    parser.add_argument("--service-level", type=float, default=0.98, help="normal")
+    parser.add_argument(
+        "--target-fill", type=float, default=0.95, help="lines: expected line fill, all items"
+    )
+    parser.add_argument(
+        "--budget-units", type=float, help="lines: expected units held, instead of a target"
+    )
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="each policy at several settings: fill against units held (JSON and PNG)",
+    )
+    parser.add_argument(
+        "--split-months",
+        type=int,
+        default=4,
+        help="with --frontier: report the months after the first N apart (0: no split)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="with --frontier: processes")
+    parser.add_argument(
+        "--plot", type=Path, default=Path("frontier.png"), help="with --frontier: the PNG"
+    )
     parser.add_argument(
         "--through-stack",
         action="store_true",
@@ -67,9 +95,20 @@ def main() -> None:
     console.print(f"{len(events):,} events read in {time.perf_counter() - started:.1f}s")
     if not events:
         raise SystemExit("no events in that range")
+    policies = POLICIES if args.policy == "all" else (args.policy,)
+    base = SimConfig(
+        lead_time_days=args.lead_time_days,
+        review_days=args.review_days,
+        service_level=args.service_level,
+        target_fill=args.target_fill,
+        budget_units=args.budget_units,
+    )
+    if args.frontier:
+        run_frontier(events, base, policies, args, console)
+        return
     results = []
-    for policy in POLICIES if args.policy == "all" else (args.policy,):
-        config = SimConfig(policy, args.lead_time_days, args.review_days, args.service_level)
+    for policy in policies:
+        config = replace(base, policy=policy)
         if args.through_stack:
             results.append(through_stack(events, config, console))
             continue
@@ -99,6 +138,71 @@ def main() -> None:
         + "\n"
     )
     console.print(f"written: {args.json}")
+
+
+def run_frontier(
+    events: list[dict[str, Any]],
+    base: SimConfig,
+    policies: tuple[str, ...],
+    args: argparse.Namespace,
+    console: Console,
+) -> None:
+    split = frontier.split_day(events, args.split_months) if args.split_months else None
+    base = replace(base, report_from=split)
+    runs = sum(len(frontier.SETTINGS[p]) for p in policies)
+    with Progress(
+        TextColumn("frontier"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("frontier", total=runs, last="")
+
+        def step(point: dict[str, Any]) -> None:
+            figures = point["all"]
+            progress.update(
+                task,
+                advance=1,
+                last=f"{point['policy']} {point['setting']:g}: fill"
+                f" {figures['line_fill_rate']:.3f}, {figures['average_units_held']:,.0f} units",
+            )
+
+        points = frontier.sweep(events, base, policies, jobs=args.jobs, progress=step)
+    periods = ("all", "early", "late") if split else ("all",)
+    report = {p: frontier.comparison(points, p) for p in periods}
+    for period in periods:
+        table = Table(title=f"units needed at each line fill rate: {period}")
+        table.add_column("line fill")
+        for policy in policies:
+            table.add_column(policy, justify="right")
+        table.add_column("lines vs best baseline", justify="right")
+        for fill, row in report[period].items():
+            saving = row["lines_saving"]
+            table.add_row(
+                fill,
+                *("-" if row["units"].get(p) is None else f"{row['units'][p]:,}" for p in policies),
+                "-" if saving is None else f"{saving:.1%} fewer",
+            )
+        console.print(table)
+    title = f"{args.csv.name}: lead time {args.lead_time_days} d" + (
+        f", split at {split}" if split else ""
+    )
+    frontier.plot(points, args.plot, title)
+    args.json.write_text(
+        json.dumps(
+            {
+                "options": {k: str(v) for k, v in vars(args).items()},
+                "split": str(split) if split else None,
+                "points": points,
+                "units_at_fill": report,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    console.print(f"written: {args.json}, {args.plot}")
 
 
 def through_stack(

@@ -19,14 +19,15 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.ledger.domain.rules import apply_event
 from services.ledger.domain.state import LedgerState
 from services.replenisher.forecast import Forecast, forecast_many
-from services.replenisher.policy import Figures, Policy, decide, figures_for
+from services.replenisher.lines import LinePlanner, LineSettings
+from services.replenisher.policy import Figures, Policy, decide, figures_for, line_figures
 from shared.events.codec import INPUT_EVENTS
 
 Item = tuple[str, str]  # (sku, location)
@@ -35,17 +36,40 @@ NAMESPACE = uuid.UUID("6b1f2e0a-7c55-4a8e-9d41-2b7f0c3e5a19")
 
 @dataclass(frozen=True)
 class SimConfig:
-    policy: str = "forecast"
+    policy: str = "lines"
     lead_time_days: int = 7
     review_days: int = 7
-    service_level: float = 0.98
+    service_level: float = 0.98  # normal
     baseline_days: int = 28
     opening_days: int = 14
+    scale: float = 1.0  # static and min_max: their levels' days of cover, scaled
+    target_fill: float = 0.95  # lines: the expected line fill over all items
+    budget_units: float | None = None  # lines: expected units held, instead of a target
+    refresh_days: int = 7  # normal and lines: forecasts and the price, every so many days
+    report_from: date | None = None  # figures from this day on are reported apart as well
+
+    @property
+    def setting(self) -> float:
+        """The one knob of the policy that a frontier sweeps."""
+        if self.policy == "lines":
+            return self.budget_units if self.budget_units is not None else self.target_fill
+        if self.policy == "normal":
+            return self.service_level
+        return self.scale
+
+    def line_settings(self) -> LineSettings:
+        return LineSettings(
+            lead_time_days=self.lead_time_days,
+            review_days=self.review_days,
+            target_fill=self.target_fill,
+            budget_units=self.budget_units,
+        )
 
 
 @dataclass
 class SimResult:
     policy: str
+    setting: float = 0.0
     days: int = 0
     items: int = 0
     order_lines: int = 0
@@ -65,6 +89,33 @@ class SimResult:
     @property
     def average_units_held(self) -> float:
         return self.held_unit_days / self.days if self.days else 0.0
+
+    def period(self, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+        """Line fill, average units held, requests and stockout item-days over the days from
+        ``start`` to ``end`` (both included; open ends: the whole run)."""
+        days = [
+            d
+            for d in self.daily
+            if (start is None or d["day"] >= start.isoformat())
+            and (end is None or d["day"] <= end.isoformat())
+        ]
+        if not days:
+            return {"days": 0, "order_lines": 0, "line_fill_rate": 0.0, "average_units_held": 0.0}
+        first = self.daily.index(days[0])
+        before = self.daily[first - 1] if first else {"lines": 0, "filled": 0, "requests": 0}
+        lines = days[-1]["lines"] - before["lines"]
+        filled = days[-1]["filled"] - before["filled"]
+        return {
+            "from": days[0]["day"],
+            "to": days[-1]["day"],
+            "days": len(days),
+            "order_lines": lines,
+            "lines_filled": filled,
+            "line_fill_rate": round(filled / lines, 4) if lines else 0.0,
+            "average_units_held": round(sum(d["units_held"] for d in days) / len(days), 1),
+            "requests": days[-1]["requests"] - before["requests"],
+            "stockout_item_days": sum(d["stockouts"] for d in days),
+        }
 
     def summary(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "daily"}
@@ -103,12 +154,31 @@ def baseline_demand(events: Iterable[dict[str, Any]], baseline_days: int) -> dic
     return {item: units[item] / baseline_days for item in first}
 
 
+def baseline_policy(config: SimConfig, daily: float) -> Policy:
+    """The ``static`` or ``min_max`` policy of an item whose set-up estimate is ``daily`` units
+    a day: reorder point the lead time's demand, order-up-to that plus the review period's,
+    both scaled by ``config.scale`` (the knob a frontier sweeps)."""
+    lead, review, k = config.lead_time_days, config.review_days, config.scale
+    low, high = math.ceil(k * daily * lead), max(math.ceil(k * daily * (lead + review)), 1)
+    if config.policy == "static":
+        return Policy(
+            policy="static",
+            reorder_level=low,
+            order_qty=max(high - low, 1),
+            lead_time_days=lead,
+            review_days=review,
+        )
+    return Policy(
+        policy="min_max", min_qty=low, max_qty=high, lead_time_days=lead, review_days=review
+    )
+
+
 class ClosedLoop:
     def __init__(self, config: SimConfig, baseline: dict[Item, float]) -> None:
         self.config = config
         self.baseline = baseline
         self.state = LedgerState()
-        self.result = SimResult(config.policy)
+        self.result = SimResult(config.policy, config.setting)
         self.demand: dict[Item, dict[date, int]] = defaultdict(dict)
         self.first_day: dict[Item, date] = {}
         self.opened: set[Item] = set()
@@ -116,7 +186,10 @@ class ClosedLoop:
         self.arrivals: dict[date, list[tuple[Item, str, int]]] = defaultdict(list)
         self.forecasts: dict[Item, Forecast] = {}
         self.requests_made: dict[Item, int] = defaultdict(int)
+        self.baselines: dict[Item, Policy] = {}
+        self.planner = LinePlanner(config.line_settings())
         self.policy = Policy(
+            policy="lines" if config.policy == "lines" else "normal",
             lead_time_days=config.lead_time_days,
             review_days=config.review_days,
             service_level=config.service_level,
@@ -129,20 +202,20 @@ class ClosedLoop:
         b = self.state.balance(item)
         return b.on_hand - b.committed - b.damaged - b.quality_control
 
-    def policy_for(self, item: Item) -> tuple[Policy, Figures | None]:
-        d = self.baseline.get(item, 0.0)
-        lead, review = self.config.lead_time_days, self.config.review_days
-        low, high = math.ceil(d * lead), max(math.ceil(d * (lead + review)), 1)
-        if self.config.policy == "static":
-            p = self.policy.model_copy(
-                update={"policy": "static", "reorder_level": low, "order_qty": max(high - low, 1)}
-            )
-        elif self.config.policy == "min_max" or item not in self.forecasts:
-            p = self.policy.model_copy(
-                update={"policy": "min_max", "min_qty": low, "max_qty": high}
-            )
-        else:
+    def policy_for(self, item: Item, day: date) -> tuple[Policy, Figures | None]:
+        kind = self.config.policy
+        if kind == "lines":
+            lines = self.planner.figures(item, day.toordinal())
+            return self.policy, None if lines is None else line_figures(lines)
+        if kind == "normal" and item in self.forecasts:
             return self.policy, figures_for(self.policy, self.forecasts[item])
+        # static, min_max, and normal until an item has two weeks of history to forecast from
+        p = self.baselines.get(item)
+        if p is None:
+            as_baseline = (
+                self.config if kind != "normal" else replace(self.config, policy="min_max")
+            )
+            p = self.baselines[item] = baseline_policy(as_baseline, self.baseline.get(item, 0.0))
         return p, figures_for(p, None)
 
     def run(self, events: Iterable[dict[str, Any]]) -> SimResult:
@@ -178,6 +251,7 @@ class ClosedLoop:
             item = (line["sku"], data["location"])
             self.open_item(item, event)
             self.demand[item][today] = self.demand[item].get(today, 0) + line["qty"]
+            self.planner.add_line(item, today.toordinal(), line["qty"])
             self.result.order_lines += 1
             self.result.units_demanded += line["qty"]
             if self.available(item) >= line["qty"]:
@@ -221,10 +295,13 @@ class ClosedLoop:
                     {"sku": item[0], "location": item[1], "qty": qty, "reference": request_id},
                 )
             )
-        if self.config.policy == "forecast" and (day.toordinal() % self.config.review_days == 0):
+        due = day.toordinal() % self.config.refresh_days == 0
+        if self.config.policy == "normal" and due:
             self.refresh_forecasts(day)
+        if self.config.policy == "lines" and (due or self.planner.price is None):
+            self.planner.plan(day.toordinal())
         for item in self.first_day:
-            policy, figures = self.policy_for(item)
+            policy, figures = self.policy_for(item, day)
             if figures is None:
                 continue
             b = self.state.balance(item)
@@ -283,6 +360,7 @@ class ClosedLoop:
                 "stockouts": out,
                 "lines": self.result.order_lines,
                 "filled": self.result.lines_filled,
+                "requests": self.result.requests,
             }
         )
 

@@ -1,8 +1,15 @@
 """Replenishment policies and the decision to request stock: plain functions over plain data.
 
-Pure: no I/O. The caller supplies the item's policy, its demand forecast (for ``forecast``), its
-inventory position (available + incoming + requested but not yet confirmed), and the other
-locations of the same sku that could send a transfer.
+Pure: no I/O. The caller supplies the item's policy, the figures it decides by (for ``lines``,
+from :mod:`.lines`; for ``normal``, from its demand forecast), its inventory position (available
++ incoming + requested but not yet confirmed), and the other locations of the same sku that
+could send a transfer.
+
+- ``lines`` (the default): reorder points chosen across items by the order lines each unit
+  serves, from each item's lead-time demand as a distribution (:mod:`.lines`).
+- ``normal``: the textbook rule, safety stock z·σ·√L on a Croston/SBA/TSB/SES forecast
+  (called ``forecast`` before; that name is still accepted).
+- ``static`` (ERPNext's reorder level and quantity) and ``min_max`` (Odoo's orderpoint).
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .forecast import Forecast
+from .lines import LineFigures
 
-PolicyKind = Literal["static", "min_max", "forecast"]
+PolicyKind = Literal["static", "min_max", "normal", "lines"]
 
 
 class Policy(BaseModel):
@@ -24,24 +32,39 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    policy: PolicyKind = Field(default="forecast", description="static, min_max or forecast.")
+    policy: PolicyKind = Field(
+        default="lines",
+        description="lines (the default), normal (``forecast`` is accepted for it), static or"
+        " min_max.",
+    )
     reorder_level: int = Field(default=0, ge=0, description="static: request at or below this.")
     order_qty: int = Field(default=0, ge=0, description="static: the usual quantity to order.")
     min_qty: int = Field(default=0, ge=0, description="min_max: request below this.")
     max_qty: int = Field(default=0, ge=0, description="min_max: order up to this.")
     qty_multiple: int = Field(default=1, ge=1, description="min_max: order in multiples of it.")
     lead_time_days: float = Field(default=7.0, gt=0, le=365, description="Request to receipt.")
-    review_days: float = Field(default=7.0, ge=0, le=365, description="forecast: review period.")
+    review_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=365,
+        description="lines and normal: the order-up-to level covers this many days' demand"
+        " beyond the reorder point.",
+    )
     service_level: float = Field(
         default=0.98,
         gt=0.5,
         lt=1,
-        description="forecast: the chance that the stock at reordering covers the lead time,"
+        description="normal: the chance that the stock at reordering covers the lead time,"
         " for an item whose days with demand ask one unit; n units: a stockout risk n times"
         " as large (at most 0.5).",
     )
     min_order: int = Field(default=1, ge=1, description="The smallest quantity to request.")
     pack_size: int = Field(default=1, ge=1, description="Requests are rounded up to packs.")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _former_name(cls, value: object) -> object:
+        return "normal" if value == "forecast" else value
 
     @model_validator(mode="after")
     def _coherent(self) -> Policy:
@@ -61,7 +84,11 @@ class Figures:
     safety_stock: float = 0.0
     daily_demand: float = 0.0
     demand_sd: float = 0.0
-    cycle_service: float = 0.0  # forecast: the item's own service level, by its demand size
+    cycle_service: float = 0.0  # normal: the item's own service level, by its demand size
+    expected_fill: float | None = None  # lines: the item's expected line fill
+    lines_per_day: float | None = None  # lines: order lines expected per day
+    mean_line_size: float | None = None  # lines: units a line asks, on average
+    ltd_quantiles: dict[str, int] | None = None  # lines: quantiles of lead-time demand
 
 
 @dataclass(frozen=True)
@@ -81,12 +108,31 @@ class Decision:
     figures: Figures = field(default_factory=lambda: Figures(0, 0))
 
 
-def figures_for(policy: Policy, demand: Forecast | None) -> Figures | None:
-    """Reorder point and order-up-to level; None when a forecast policy has no forecast yet."""
+def line_figures(lines: LineFigures) -> Figures:
+    """The figures of the ``lines`` policy, as every policy's are reported."""
+    return Figures(
+        reorder_point=lines.reorder_point,
+        order_up_to=lines.order_up_to,
+        safety_stock=max(0.0, lines.reorder_point - lines.ltd_quantiles.get("p50", 0)),
+        daily_demand=lines.daily_demand,
+        expected_fill=lines.expected_fill,
+        lines_per_day=lines.lines_per_day,
+        mean_line_size=lines.mean_line_size,
+        ltd_quantiles=dict(lines.ltd_quantiles),
+    )
+
+
+def figures_for(
+    policy: Policy, demand: Forecast | None, lines: LineFigures | None = None
+) -> Figures | None:
+    """Reorder point and order-up-to level; None when a ``normal`` policy has no forecast yet
+    or a ``lines`` policy no figures yet."""
     if policy.policy == "static":
         return Figures(policy.reorder_level, policy.reorder_level + policy.order_qty)
     if policy.policy == "min_max":
         return Figures(policy.min_qty, policy.max_qty)
+    if policy.policy == "lines":
+        return None if lines is None else line_figures(lines)
     if demand is None:
         return None
     service = cycle_service(policy.service_level, demand.demand_size)

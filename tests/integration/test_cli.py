@@ -94,10 +94,45 @@ def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
     tmp_path: Path,
 ) -> None:
     results = {r["policy"]: r for r in simulate(tmp_path / "sim.json")}
-    assert set(results) == {"static", "min_max", "forecast"}
+    assert set(results) == {"lines", "normal", "static", "min_max"}
     for r in results.values():
         assert 0 < r["line_fill_rate"] <= 1
         assert r["order_lines"] > 1000
+
+
+def test_the_frontier_writes_each_policy_at_each_setting_and_the_plot(tmp_path: Path) -> None:
+    out, plot = tmp_path / "frontier.json", tmp_path / "frontier.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulation",
+            "--rows",
+            "4000",
+            "--frontier",
+            "--split-months",
+            "0",
+            "--policy",
+            "static",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = orjson.loads(out.read_bytes())
+    points = report["points"]
+    assert [p["setting"] for p in points] == [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+    held = [p["all"]["average_units_held"] for p in points]
+    assert held == sorted(held)  # more days of cover, more units
+    assert set(report["units_at_fill"]["all"]) == {"0.75", "0.80", "0.85", "0.90"}
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_simulation_through_the_stack_runs_the_services_and_loses_no_order_line(

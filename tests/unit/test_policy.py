@@ -54,7 +54,7 @@ def test_minimum_order_and_pack_size_round_a_request_up() -> None:
 
 def test_the_forecast_policy_sets_safety_stock_reorder_point_and_order_up_to() -> None:
     demand = Forecast("tsb", daily_demand=2.0, demand_sd=1.5, holdout_mae=1.0, history_days=90)
-    policy = Policy(lead_time_days=4, review_days=7, service_level=0.95)
+    policy = Policy(policy="normal", lead_time_days=4, review_days=7, service_level=0.95)
     figures = figures_for(policy, demand)
     assert figures is not None
     assert figures.safety_stock == pytest.approx(1.6449 * 1.5 * 2, rel=1e-3)
@@ -105,7 +105,7 @@ def test_the_stockout_risk_grows_with_the_size_of_the_lines_down_to_one_half() -
 
 
 def test_items_ordered_in_large_lines_keep_less_safety_stock() -> None:
-    policy = Policy(lead_time_days=4, review_days=7, service_level=0.98)
+    policy = Policy(policy="normal", lead_time_days=4, review_days=7, service_level=0.98)
     singles = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=1.0)
     dozens = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=12.0)
     wholesale = Forecast("ses", 2.0, 1.5, 1.0, 90, demand_size=100.0)

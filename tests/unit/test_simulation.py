@@ -33,7 +33,7 @@ def test_the_same_history_and_policy_give_the_same_figures() -> None:
 
 def test_every_line_is_counted_once_and_requests_keep_steady_demand_served() -> None:
     events = history()
-    for policy in ("static", "min_max", "forecast"):
+    for policy in ("static", "min_max", "normal", "lines"):
         result = simulate(events, SimConfig(policy, lead_time_days=3, review_days=7))
         assert result.order_lines == 120
         assert result.units_demanded == 60 * 7
@@ -55,7 +55,7 @@ def test_one_wholesale_order_does_not_fill_the_shelf_for_the_next_one() -> None:
     at = "2011-04-10T11:00:00Z"
     events.append(ev.placed("BIG", "UK", [("1", "MUG", 2000)], occurred_at=at))
     events.sort(key=lambda e: e["occurred_at"])
-    result = simulate(events, SimConfig("forecast", lead_time_days=3, review_days=7))
+    result = simulate(events, SimConfig("normal", lead_time_days=3, review_days=7))
     assert result.order_lines == 84 * 2 + 1
     assert result.lines_filled >= 84 * 2 * 0.9
     # steady demand is 7 units a day: with the spike counted whole, the level would jump by

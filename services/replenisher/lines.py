@@ -1,0 +1,450 @@
+"""The ``lines`` policy: stock placed where it serves the most order lines per unit held.
+
+Pure: no I/O. What is measured is the share of order lines that available stock covers when
+they are placed, against the units held. So the model is of lines, not of daily units:
+
+- **Demand as lines.** Each item's order lines arrive at a rate (lines per day, smoothed
+  exponentially over its history in event time) and each line asks a size drawn from the sizes
+  the item's lines asked before (weighted by recency). A new item's few days are pooled with
+  what is known: the same sku's lines at the other locations and the typical rate of the
+  location's items.
+- **Lead-time demand as a distribution.** Demand over the protection interval is compound
+  Poisson (arrivals × sizes), computed exactly on a grid by FFT, not assumed normal.
+- **Fill from the distribution.** With reorder point ``r`` and order-up-to ``r + Q``, the
+  inventory position just after a decision lies in ``(r, r + Q]``; stock on hand when a line of
+  size ``q`` arrives is that position less the lead time's demand, so the chance the line is
+  served is ``P(position − D ≥ q)``, averaged over sizes and positions. Units held are
+  ``E[(position − D)⁺]``.
+- **Stock across items by marginal lines per unit.** Each item's reorder point maximises
+  ``lines served − θ × units held``; one price ``θ`` for every item is set so that the expected
+  line fill over all items meets a target (or the expected units meet a budget). A unit goes
+  where it serves the most lines: an item sold in rare huge lines gets little stock, an item
+  sold in many small lines gets more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+MAX_GRID = 1 << 15  # units: sizes beyond it are never planned for (they would need the stock)
+PRICES = np.geomspace(1e-5, 2.0, 96)  # θ, lines served per day per unit held, low to high
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """The settings the ``lines`` policy decides by (the same for every item of a run)."""
+
+    lead_time_days: float = 7.0
+    review_days: float = 7.0  # order-up-to covers this many days of demand beyond the point
+    check_days: float = 1.0  # how often the position is looked at (the ledger: continuously)
+    rate_half_life_days: float = 28.0  # line arrivals: recent weeks count more
+    size_half_life_days: float = 120.0  # line sizes: a longer memory
+    prior_days: float = 7.0  # a new item's rate: its own days plus this many at the prior rate
+    prior_lines: float = 3.0  # a new item's sizes: own lines plus this many lines' worth pooled
+    target_fill: float = 0.95  # expected line fill over all items (unless a budget is set)
+    budget_units: float | None = None  # expected units held over all items, instead of a target
+
+
+@dataclass(frozen=True)
+class LineDemand:
+    """An item's demand as order lines: arrivals per day and the sizes lines ask."""
+
+    rate: float  # expected order lines per day
+    sizes: tuple[int, ...] = ()  # distinct line sizes, ascending
+    weights: tuple[float, ...] = ()  # their probabilities (sum to 1)
+    history_days: float = 0.0
+
+    @property
+    def mean_size(self) -> float:
+        return float(np.dot(self.sizes, self.weights)) if self.sizes else 0.0
+
+    @property
+    def daily_units(self) -> float:
+        return self.rate * self.mean_size
+
+
+@dataclass(frozen=True)
+class ItemCurve:
+    """One item's expected fill and units held at every reorder point ``r = -1 … len − 2``
+    (``-1``: no stock is kept; nothing is requested before the position goes negative)."""
+
+    rate: float
+    order_qty: int
+    fill: Array  # expected share of the item's lines served, by reorder point
+    held: Array  # expected units on hand, by reorder point
+    ltd: Array  # pmf of lead-time demand (units 0 … len − 1)
+
+
+@dataclass(frozen=True)
+class LineFigures:
+    """The figures one item is decided by."""
+
+    reorder_point: int
+    order_up_to: int
+    expected_fill: float
+    expected_units: float
+    lines_per_day: float
+    mean_line_size: float
+    daily_demand: float
+    ltd_quantiles: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    price: float  # θ: the lines per day a unit held must serve at the margin
+    figures: dict[tuple[str, str], LineFigures]
+    expected_fill: float
+    expected_units: float
+
+
+# --- demand estimates -----------------------------------------------------------------------
+
+
+def decayed(ages: Array, half_life: float) -> Array:
+    return np.exp2(-np.asarray(ages, dtype=np.float64) / half_life)
+
+
+def estimate(
+    line_days: Sequence[float],
+    line_sizes: Sequence[int],
+    today: float,
+    first_day: float,
+    settings: LineSettings,
+    prior_rate: float = 0.0,
+    prior_sizes: Sequence[int] = (),
+) -> LineDemand:
+    """An item's line demand as of ``today`` (days as numbers, e.g. ordinals; ``today`` is the
+    last day seen, included) from its lines (the day each arrived and its size), pooled with a
+    prior rate and prior sizes where its own history is short."""
+    days_seen = max(today - first_day + 1.0, 1.0)
+    ages = today - np.asarray(line_days, dtype=np.float64)
+    # Arrivals: an exponentially weighted count over the item's days, plus prior pseudo-days.
+    # The item's first line is not counted: it is why the item is known at all, and counting
+    # it would make every item look busy on its first day.
+    w_lines = float(decayed(ages, settings.rate_half_life_days).sum()) if len(ages) else 0.0
+    if len(ages):
+        w_lines -= float(decayed(np.array([today - first_day]), settings.rate_half_life_days)[0])
+    exposure = _decayed_exposure(days_seen, settings.rate_half_life_days)
+    prior_weight = settings.prior_days * 2.0 ** (-days_seen / settings.rate_half_life_days)
+    rate = (max(w_lines, 0.0) + prior_weight * prior_rate) / (exposure + prior_weight)
+    # Sizes: weighted by recency; a new item's few lines pooled with the prior sizes.
+    weights: dict[int, float] = {}
+    if len(ages):
+        for size, w in zip(line_sizes, decayed(ages, settings.size_half_life_days), strict=True):
+            weights[int(size)] = weights.get(int(size), 0.0) + float(w)
+    own = sum(weights.values())
+    if prior_sizes and own < settings.prior_lines:
+        share = (settings.prior_lines - own) / len(prior_sizes)
+        for size in prior_sizes:
+            weights[int(size)] = weights.get(int(size), 0.0) + share
+    total = sum(weights.values())
+    sizes = tuple(sorted(s for s in weights if s > 0))
+    return LineDemand(
+        rate=float(rate),
+        sizes=sizes,
+        weights=tuple(weights[s] / total for s in sizes) if total else (),
+        history_days=days_seen,
+    )
+
+
+def _decayed_exposure(days: float, half_life: float) -> float:
+    """Σ over the item's days (ages 0 … days−1) of 2^(−age / half_life)."""
+    ratio = 2.0 ** (-1.0 / half_life)
+    return float((1 - ratio**days) / (1 - ratio))
+
+
+# --- lead-time demand and the fill curve ----------------------------------------------------
+
+
+def compound_poisson(rate: float, sizes: Sequence[int], weights: Sequence[float], n: int) -> Array:
+    """The pmf of Σ sizes over Poisson(rate) arrivals, on units 0 … n − 1 (mass beyond n − 1,
+    if any, is left out). Computed by FFT on a grid long enough not to wrap."""
+    pmf_size = np.zeros(n)
+    for s, w in zip(sizes, weights, strict=True):
+        if 0 < s < n:
+            pmf_size[s] += w
+    if rate <= 0 or not pmf_size.any():
+        out = np.zeros(n)
+        out[0] = 1.0
+        return out
+    mean = rate * float(np.dot(np.arange(n), pmf_size))
+    second = rate * float(np.dot(np.arange(n) ** 2, pmf_size))
+    span = int(mean + 12 * math.sqrt(second) + 2 * max(s for s in sizes if s < n) + 16)
+    m = 1 << max(6, (max(span, n) - 1).bit_length())
+    padded = np.zeros(m)
+    padded[:n] = pmf_size
+    # sizes left out (weights summing to less than 1) thin the arrivals: exp(λ(φ(t) − Σp))
+    spectrum = np.exp(rate * (np.fft.rfft(padded) - pmf_size.sum()))
+    pmf = np.fft.irfft(spectrum, m)[:n]
+    pmf = np.clip(pmf, 0.0, None)
+    total = pmf.sum()  # the grid's share: 1 but for the far tail
+    return np.asarray(pmf / total if total > 0 else pmf)
+
+
+def grid_length(demand: LineDemand, horizon: float, order_qty: int) -> int:
+    """How many units the curves cover: well past lead-time demand plus a cycle and a line."""
+    mean = demand.rate * horizon * demand.mean_size
+    second = demand.rate * horizon * float(np.dot(np.square(demand.sizes), demand.weights))
+    largest = demand.sizes[-1] if demand.sizes else 1
+    need = mean + 6 * math.sqrt(second) + largest + order_qty + 2
+    return int(max(min(MAX_GRID, need), order_qty + 8))
+
+
+def median_size(demand: LineDemand) -> int:
+    if not demand.sizes:
+        return 0
+    cumulative = np.cumsum(demand.weights)
+    return demand.sizes[min(int(np.searchsorted(cumulative, 0.5 - 1e-12)), len(demand.sizes) - 1)]
+
+
+def regular_size(demand: LineDemand) -> float:
+    """The mean line size with each size capped at twice the median: one wholesale line of
+    thousands among lines of dozens must not set how much is ordered at a time."""
+    if not demand.sizes:
+        return 0.0
+    return float(np.dot(np.minimum(demand.sizes, 2 * median_size(demand)), demand.weights))
+
+
+def order_quantity_for(demand: LineDemand, settings: LineSettings) -> int:
+    """Order-up-to minus reorder point: the review period's expected units of regular lines
+    (:func:`regular_size`), at least one."""
+    units = demand.rate * regular_size(demand) * settings.review_days
+    return int(min(MAX_GRID // 4, max(1, round(units))))
+
+
+def curve(demand: LineDemand, settings: LineSettings) -> ItemCurve:
+    """Expected fill and units held at every reorder point, for an (r, r + Q) policy."""
+    q = order_quantity_for(demand, settings)
+    horizon = settings.lead_time_days + settings.check_days / 2
+    n = grid_length(demand, horizon, q)
+    ltd = compound_poisson(demand.rate * horizon, demand.sizes, demand.weights, n)
+    cdf = np.cumsum(ltd)
+    # G(x) = Σ_q P(size = q) P(D ≤ x − q): the chance that stock x before the lead time's
+    # demand still covers a line after it
+    served = np.zeros(n)
+    for size, w in zip(demand.sizes, demand.weights, strict=True):
+        if 0 < size < n:
+            served[size:] += w * cdf[: n - size]
+    # E[(x − D)⁺] = Σ_{y < x} P(D ≤ y)
+    on_hand = np.concatenate(([0.0], np.cumsum(cdf)[:-1]))
+    # Position after a decision is uniform on r+1 … r+Q: average G and E[(x−D)⁺] over it.
+    fill = _window_mean(served, q)
+    held = _window_mean(on_hand, q)
+    return ItemCurve(demand.rate, q, fill, held, ltd)
+
+
+def _window_mean(values: Array, q: int) -> Array:
+    """out[r + 1] = mean(values[r + 1 … r + q]) for r = −1 … len − q − 1 (so out has
+    len(values) − q + 1 entries, r = −1 first), but 0 for r = −1: no stock is kept."""
+    padded = np.concatenate((values, np.full(q, values[-1])))
+    sums = np.concatenate(([0.0], np.cumsum(padded)))
+    starts = np.arange(0, len(values) - q + 1)
+    out = (sums[starts + q] - sums[starts]) / q
+    out[0] = 0.0  # r = −1: nothing is requested before the position goes negative
+    return np.asarray(out)
+
+
+def best_point(c: ItemCurve, price: float) -> int:
+    """The reorder point (index r + 1) that maximises lines served − price × units held."""
+    return int(np.argmax(c.rate * c.fill - price * c.held))
+
+
+def quantiles(ltd: Array) -> dict[str, int]:
+    cdf = np.cumsum(ltd)
+    return {f"p{round(p * 100)}": int(np.searchsorted(cdf, p - 1e-12)) for p in QUANTILES}
+
+
+def figures_at(c: ItemCurve, index: int, demand: LineDemand) -> LineFigures:
+    r = index - 1
+    return LineFigures(
+        reorder_point=r,
+        order_up_to=r + c.order_qty,
+        expected_fill=float(c.fill[index]),
+        expected_units=float(c.held[index]),
+        lines_per_day=demand.rate,
+        mean_line_size=demand.mean_size,
+        daily_demand=demand.daily_units,
+        ltd_quantiles=quantiles(c.ltd),
+    )
+
+
+# --- the allocation across items ------------------------------------------------------------
+
+
+@dataclass
+class PriceTable:
+    """Per price θ on :data:`PRICES`: the expected lines served per day and units held over all
+    items added so far. Items are added a chunk at a time, so any number of items fit."""
+
+    lines: Array = field(default_factory=lambda: np.zeros(len(PRICES)))
+    served: Array = field(default_factory=lambda: np.zeros(len(PRICES)))
+    units: Array = field(default_factory=lambda: np.zeros(len(PRICES)))
+
+    def add(self, c: ItemCurve) -> None:
+        objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
+        best = np.argmax(objective, axis=1)
+        self.lines += c.rate
+        self.served += c.rate * c.fill[best]
+        self.units += c.held[best]
+
+    def price(self, settings: LineSettings) -> float:
+        """With a budget, the lowest price (most stock) whose expected units stay within it;
+        else the highest price (least stock) whose expected fill meets the target."""
+        if settings.budget_units is not None:
+            within = np.nonzero(self.units <= settings.budget_units + 1e-9)[0]
+            return float(PRICES[within[0]] if len(within) else PRICES[-1] * 1e6)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fill = np.where(self.lines > 0, self.served / self.lines, 1.0)
+        meets = np.nonzero(fill >= settings.target_fill - 1e-12)[0]
+        return float(PRICES[meets[-1]] if len(meets) else PRICES[0])
+
+
+def allocate(demands: dict[tuple[str, str], LineDemand], settings: LineSettings) -> Allocation:
+    """Reorder points for every item, under one price of stock in lines served per unit."""
+    curves = {k: curve(d, settings) for k, d in demands.items() if d.rate > 0 and d.sizes}
+    table = PriceTable()
+    for c in curves.values():
+        table.add(c)
+    price = table.price(settings)
+    return figures_for_price(curves, demands, price)
+
+
+def figures_for_price(
+    curves: dict[tuple[str, str], ItemCurve],
+    demands: dict[tuple[str, str], LineDemand],
+    price: float,
+) -> Allocation:
+    figures = {}
+    lines = served = units = 0.0
+    for key, c in curves.items():
+        index = best_point(c, price)
+        figures[key] = figures_at(c, index, demands[key])
+        lines += c.rate
+        served += c.rate * float(c.fill[index])
+        units += float(c.held[index])
+    return Allocation(price, figures, served / lines if lines else 1.0, units)
+
+
+def pooled_rate(rates: Iterable[float]) -> float:
+    """The prior rate of a new item: the median early rate of the items given."""
+    values = sorted(r for r in rates if r > 0)
+    return values[len(values) // 2] if values else 0.0
+
+
+# --- the planner: line histories in, reorder points out -------------------------------------
+
+Item = tuple[str, str]  # (sku, location)
+EARLY_DAYS = 28  # a new item's early rate, for the prior of the next new items
+MIN_POOL = 20  # items at least EARLY_DAYS old before their early rates are the prior
+
+
+@dataclass
+class LineHistory:
+    """One item's order lines: the day (ordinal) each arrived and its size."""
+
+    first_day: int
+    days: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    def add(self, day: int, qty: int) -> None:
+        self.days.append(day)
+        self.sizes.append(qty)
+
+
+class LinePlanner:
+    """Line histories of every item, and the reorder points they give under one price.
+
+    ``plan`` re-estimates every item and sets the price anew (a full pass); between passes
+    ``figures`` gives any item its figures at the current price, a new item from its first
+    line, pooled with the same sku's lines elsewhere and the location's early rates.
+    """
+
+    def __init__(self, settings: LineSettings) -> None:
+        self.settings = settings
+        self.histories: dict[Item, LineHistory] = {}
+        self.locations: dict[str, list[str]] = {}  # sku → its locations, as first seen
+        self.price: float | None = None
+        self.current: dict[Item, LineFigures] = {}
+        self.priors: dict[str, float] = {}
+        self.planned_on: int | None = None
+
+    def add_line(self, item: Item, day: int, qty: int) -> None:
+        history = self.histories.get(item)
+        if history is None:
+            history = self.histories[item] = LineHistory(day)
+            self.locations.setdefault(item[0], []).append(item[1])
+        history.add(day, qty)
+
+    def demand(self, item: Item, today: int) -> LineDemand:
+        h = self.histories[item]
+        other_sizes: list[int] = []
+        if len(h.sizes) < self.settings.prior_lines:
+            for location in self.locations.get(item[0], ()):
+                if location != item[1]:
+                    other_sizes.extend(self.histories[(item[0], location)].sizes[-20:])
+        return estimate(
+            h.days,
+            h.sizes,
+            today,
+            h.first_day,
+            self.settings,
+            prior_rate=self.priors.get(item[1], 0.0),
+            prior_sizes=other_sizes,
+        )
+
+    def plan(self, today: int) -> Allocation:
+        """Every item re-estimated as of ``today``; the price set to meet the target."""
+        self.priors = self._priors(today)
+        demands = {item: self.demand(item, today) for item in sorted(self.histories)}
+        allocation = allocate(demands, self.settings)
+        self.price = allocation.price
+        self.current = dict(allocation.figures)
+        self.planned_on = today
+        return allocation
+
+    def figures(self, item: Item, today: int) -> LineFigures | None:
+        """The item's figures: from the last plan, or, for an item new since, estimated now
+        at the current price (planned first if nothing was)."""
+        found = self.current.get(item)
+        if found is not None:
+            return found
+        if item not in self.histories:
+            return None
+        if self.price is None:
+            self.plan(today)
+            return self.current.get(item)
+        demand = self.demand(item, today)
+        if demand.rate <= 0 or not demand.sizes:
+            return None
+        c = curve(demand, self.settings)
+        found = figures_at(c, best_point(c, self.price), demand)
+        self.current[item] = found
+        return found
+
+    def _priors(self, today: int) -> dict[str, float]:
+        """Per location, the median rate of its items over their first weeks (items at least
+        that old; while there are few, every item over its days so far): what a new item there
+        can be expected to sell before it has a history. First lines are not counted."""
+        early: dict[str, list[float]] = {}
+        young: dict[str, list[float]] = {}
+        for (_, location), h in self.histories.items():
+            age = today - h.first_day + 1
+            if age >= EARLY_DAYS:
+                lines = sum(1 for d in h.days if d - h.first_day < EARLY_DAYS) - 1
+                early.setdefault(location, []).append(lines / EARLY_DAYS)
+            elif age >= 7:
+                young.setdefault(location, []).append((len(h.days) - 1) / age)
+        return {
+            location: pooled_rate(
+                early.get(location, []) if len(early.get(location, [])) >= MIN_POOL else rates
+            )
+            for location, rates in (young | early).items()
+        }
