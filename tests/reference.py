@@ -2,8 +2,9 @@
 
 Written apart from the service's rules, in another shape (totals over facts, not a fold), for the
 event kinds whose outcome does not depend on arrival order: counts by their time (on_hand is the
-latest count plus what moved after it), write-offs and damage netted, unlined shipments as the
-scans of their order's one line for the sku. Inspections do depend on arrival order (one that
+latest count plus what moved after it, a line's units moving at their first report by either
+channel), write-offs and damage netted, unlined shipments as the scans of their order's one line
+for the sku. Inspections do depend on arrival order (one that
 finds too little in quality control is refused): the ledger's refusals are given, and the
 reference takes the others. Property tests compare the two.
 """
@@ -64,6 +65,16 @@ def reference_balances(
     written_off: Counter[Item] = Counter()  # damaged units written off
     moves: dict[Item, list[tuple[datetime, int]]] = defaultdict(list)  # on_hand, but shipments
     counts: dict[Item, list[tuple[datetime, int]]] = defaultdict(list)
+    reports: dict[tuple[str, str], list[tuple[datetime, int, int]]] = defaultdict(list)
+
+    def shipped_by(line: tuple[str, str], until: datetime | None = None) -> int:
+        """A line's units shipped by a time: each unit leaves at its first report, by either
+        channel (scans and fulfilments describe the same units)."""
+        by_channel = [0, 0]
+        for at, qty, channel in reports[line]:
+            if until is None or at <= until:
+                by_channel[channel] += qty
+        return max(by_channel)
 
     def moved(e: dict[str, Any], item: Item, qty: int) -> None:
         totals[item]["on_hand"] += qty
@@ -81,11 +92,13 @@ def reference_balances(
             line = (d["order_id"], d.get("line_id", "1"))
             scanned[line] += d["qty"]
             ship_item[line] = (d["sku"], d["location"])
+            reports[line].append((datetime.fromisoformat(e["occurred_at"]), d["qty"], 0))
         elif kind == "order.fulfilled":
             for ln in d["lines"]:
                 line = (d["order_id"], ln["line_id"])
                 fulfilled[line] += ln["qty"]
                 ship_item[line] = (ln["sku"], d["location"])
+                reports[line].append((datetime.fromisoformat(e["occurred_at"]), ln["qty"], 1))
         elif kind == "order.placed":
             for ln in d["lines"]:
                 placed.setdefault(
@@ -132,14 +145,15 @@ def reference_balances(
     for item in set(damaged_in) | set(written_off):
         # a write-off takes damaged units, those reported before it or after
         totals[item]["damaged"] += max(0, damaged_in[item] - written_off[item])
+    lines = set(scanned) | set(fulfilled)
+    for line in lines:
+        totals[ship_item[line]]["on_hand"] -= shipped_by(line)
     for item, counted in counts.items():
-        # the latest count, and what moved after it (no shipments: counted items have none)
+        # the latest count, and what moved after it
         at, qty = max(counted)
-        totals[item]["on_hand"] = qty + sum(n for t, n in moves[item] if t > at)
-    shipped_items = {ship_item[line] for line in set(scanned) | set(fulfilled)}
-    assert not shipped_items & set(counts), "the reference counts only items without shipments"
-    for line in set(scanned) | set(fulfilled):
-        totals[ship_item[line]]["on_hand"] -= max(scanned[line], fulfilled[line])
+        later = sum(n for t, n in moves[item] if t > at)
+        later -= sum(shipped_by(ln) - shipped_by(ln, at) for ln in lines if ship_item[ln] == item)
+        totals[item]["on_hand"] = qty + later
     for line, (sku, location, qty) in placed.items():
         if line[0] not in cancelled_orders and line not in cancelled_lines:
             shipped = max(scanned[line], fulfilled[line])
@@ -177,9 +191,9 @@ def random_history(
 ) -> list[dict[str, Any]]:
     """Events of the order-independent kinds over a few items, orders and references, each with
     its own event id, in the order they happened (callers shuffle and duplicate them).
-    ``extended`` adds write-offs, shipments without a line id, counts (of their own items,
-    which orders do not touch) and inspections, some of which the ledger refuses (see
-    :func:`reference_balances`)."""
+    ``extended`` adds write-offs, shipments without a line id, counts of an item of their own
+    (with its orders, scanned and fulfilled) and inspections, some of which the ledger refuses
+    (see :func:`reference_balances`)."""
     skus = [f"{tag}SKU-{i}" for i in range(SKUS)]
     locations = LOCATIONS
     out: list[dict[str, Any]] = []
@@ -240,7 +254,7 @@ def _extended_event(rng: random.Random, tag: str, skus: list[str]) -> dict[str, 
     sku, loc = rng.choice(skus), rng.choice(LOCATIONS)
     qty = rng.randint(1, 9)
     roll = rng.random()
-    counted = f"{tag}COUNTED"  # counted items see no shipments: see reference_balances
+    counted = f"{tag}COUNTED"
     order_id = f"{tag}U{rng.randint(1, 3)}"  # orders of one line, "1", shipped without line ids
     u_sku, u_loc, u_qty = _pick(skus, order_id), _pick(LOCATIONS, order_id), _fixed_qty(order_id)
     if roll < 0.12:
@@ -255,6 +269,16 @@ def _extended_event(rng: random.Random, tag: str, skus: list[str]) -> dict[str, 
         return ev.cancelled(order_id)
     if roll < 0.55:
         return ev.counted(counted, loc, rng.randint(0, 20))
+    if roll < 0.63:  # orders of the counted item, reported by scan and by fulfilment
+        c_order, c_line = f"{tag}C{rng.randint(1, 3)}", str(rng.randint(1, 2))
+        c_loc, c_qty = _pick(LOCATIONS, c_order), _fixed_qty(c_order + c_line)
+        return rng.choice(
+            [
+                ev.placed(c_order, c_loc, [(c_line, counted, c_qty)]),
+                ev.shipped(counted, c_loc, rng.randint(1, 3), c_order, c_line),
+                ev.fulfilled(c_order, c_loc, [(c_line, counted, rng.randint(1, 3))]),
+            ]
+        )
     if roll < 0.75:
         reason = rng.choice(["found", "lost", "damaged", "write_off", "correction"])
         signed = qty if reason != "correction" else rng.choice([qty, -qty])

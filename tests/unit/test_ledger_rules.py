@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.ledger.domain.rules import ENTRY_NAMESPACE, Entry, apply_event
-from services.ledger.domain.state import Balance, LedgerState
+from services.ledger.domain.state import Balance, LedgerState, OrderState
 
 from .. import events as ev
 
@@ -448,3 +448,34 @@ def test_more_units_shipped_unlined_than_ordered_settle_alike_before_or_after_pl
     before, _ = run(received, unlined, placed, fulfilled)
     after, _ = run(received, placed, unlined, fulfilled)
     assert level(before) == level(after) == Balance(on_hand=5, committed=0)
+
+
+def test_shipped_units_are_dated_by_their_earliest_report_whatever_arrives_first() -> None:
+    # picked and scanned at 11:20, counted at 12:00, reported fulfilled at 12:30: the count saw
+    # the units gone, whichever report reached the ledger first
+    received = ev.received(A, UK, 10, occurred_at=at("09:00"))
+    placed = ev.placed("O1", UK, [("1", A, 3)], occurred_at=at("10:00"))
+    scanned = ev.shipped(A, UK, 3, "O1", "1", occurred_at=at("11:20"))
+    count = ev.counted(A, UK, 7, occurred_at=at("12:00"))
+    fulfilled = ev.fulfilled("O1", UK, [("1", A, 3)], occurred_at=at("12:30"))
+    for order in (
+        [received, placed, scanned, count, fulfilled],
+        [received, placed, fulfilled, count, scanned],
+        [received, fulfilled, count, placed, scanned],
+        [count, fulfilled, scanned, placed, received],
+    ):
+        state, entries = run(*order)
+        assert level(state) == Balance(on_hand=7, committed=0)
+        as_of = [on_hand_as_of(entries, t) for t in ("11:00", "11:30", "12:00", "13:00")]
+        assert as_of[1:] == [7, 7, 7]
+
+
+def test_a_line_stored_before_reports_were_kept_ships_each_unit_once() -> None:
+    legacy = {"cancelled": False, "lines": {"1": [A, UK, 3, 3, 0, False]}}  # 3 scanned
+    state = LedgerState(orders={"O1": OrderState.from_json(legacy)})
+    state.balances[(A, UK)] = Balance(on_hand=7)
+    state, _ = run(ev.fulfilled("O1", UK, [("1", A, 3)]), state=state)
+    assert level(state) == Balance(on_hand=7)
+    state, _ = run(ev.fulfilled("O1", UK, [("1", A, 1)]), state=state)
+    assert level(state) == Balance(on_hand=6)
+    assert OrderState.from_json(state.orders["O1"].to_json()) == state.orders["O1"]

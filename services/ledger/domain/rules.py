@@ -10,7 +10,9 @@ A count sets on_hand as it stood at the count's time (``occurred_at``), not on a
 that occurred after it are left in place, and one that occurred before the item's latest count
 but arrives after it is recorded, then taken back by a ``count_compensation`` entry dated at the
 count, so that summing entries by ``occurred_at`` (stock as of a time) and today's on_hand agree
-with what was counted.
+with what was counted. For the same reason an order line's shipped units are dated by their
+earliest report (scan or fulfilment): a report that arrives after a later one of the same units
+moves their entries back to its time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from asyncpg.pgproto import pgproto
@@ -83,19 +85,45 @@ class _Draft:
         self.keep_if_zero = False
 
 
+_Dated = tuple[ItemKey, datetime]
+
+
 class _Effects:
     """Collects one event's deltas per item and applies them to the balances as they come."""
 
-    __slots__ = ("compensations", "drafts", "state")
+    __slots__ = ("compensations", "dated", "drafts", "state")
 
     def __init__(self, state: LedgerState) -> None:
         self.state = state
         self.drafts: dict[ItemKey, _Draft] = {}
-        self.compensations: list[tuple[ItemKey, datetime, int]] = []
+        # rare, so made when first needed: a batch applies tens of thousands of events
+        self.dated: dict[_Dated, tuple[str, str | None, dict[str, Any], list[int]]] | None = None
+        self.compensations: list[tuple[ItemKey, datetime, int]] | None = None
+
+    def add_at(
+        self,
+        key: ItemKey,
+        at: datetime,
+        kind: str,
+        *,
+        reference: str | None,
+        detail: dict[str, Any],
+        on_hand: int,
+    ) -> None:
+        """An on_hand change dated at another time than the event's (see :func:`_redate`)."""
+        if self.dated is None:
+            self.dated = {}
+        dated = self.dated.get((key, at))
+        if dated is None:
+            dated = self.dated[(key, at)] = (kind, reference, detail, [0])
+        dated[3][0] += on_hand
+        self.state.balance(key).on_hand += on_hand
 
     def compensate(self, key: ItemKey, cutoff: datetime, on_hand: int) -> None:
         """An entry at the item's count cut-off that takes back ``-on_hand`` units moved before
         it: the count there had seen them already."""
+        if self.compensations is None:
+            self.compensations = []
         self.compensations.append((key, cutoff, on_hand))
 
     def add(
@@ -145,7 +173,7 @@ class _Effects:
         event_id, occurred_at, source_type = event.event_id, event.occurred_at, event.type
         prefix = None
         state = self.state
-        compensations = self.compensations
+        compensations = self.compensations or []
         track = state.track_moves
         for key, draft in self.drafts.items():
             sku, location = key
@@ -186,6 +214,34 @@ class _Effects:
                     source_type,
                     draft.reference,
                     draft.detail,
+                )
+            )
+        for (key, at), (kind, reference, detail, moved_at) in (self.dated or {}).items():
+            moved = moved_at[0]
+            if not moved:
+                continue
+            if state.counted_at:
+                cutoff = state.counted_at.get(key)
+                if cutoff is not None and at <= cutoff:
+                    compensations.append((key, cutoff, -moved))
+            if track is None or key in track:
+                state.moves.setdefault(key, []).append((at, moved))
+            if prefix is None:
+                prefix = _id_prefix(event_id)
+            line_no = len(out)
+            out.append(
+                Entry(
+                    _entry_id_after(prefix, line_no),
+                    event_id,
+                    line_no,
+                    key[0],
+                    key[1],
+                    kind,
+                    {"on_hand": moved},
+                    at,
+                    source_type,
+                    reference,
+                    detail,
                 )
             )
         for key, cutoff, moved in compensations:
@@ -233,34 +289,96 @@ def _entry_id_after(prefix: Any, line_no: int) -> uuid.UUID:
     return pgproto.UUID(value.to_bytes(16))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LONG_AGO = -(2**62)  # when units shipped before reports were kept left, as far as is known
+
+
+def _micros(at: datetime) -> int:
+    """µs since the epoch (exact: a float's error stays far below half a µs until 2255)."""
+    return round(at.timestamp() * 1_000_000)
+
+
+def _reports(line: LineState) -> list[list[int]]:
+    """The line's reports, each [time, qty, channel], in time order."""
+    flat = line.reports
+    return [list(flat[i : i + 3]) for i in range(0, len(flat), 3)]
+
+
+def _flat(reports: list[list[int]]) -> tuple[int, ...]:
+    return tuple(n for report in sorted(reports) for n in report)
+
+
+def _steps(line: LineState) -> list[tuple[int, int]]:
+    """The line's shipped units by time: (time, units shipped by then) at each report, the
+    larger of the two channels' reports so far (scans and fulfilments describe the same units,
+    which left when first reported)."""
+    reports = _reports(line)
+    scanned = line.scanned - sum(q for _, q, channel in reports if channel == 0)
+    fulfilled = line.fulfilled - sum(q for _, q, channel in reports if channel == 1)
+    steps = [(_LONG_AGO, max(scanned, fulfilled))]
+    for at, qty, channel in reports:
+        if channel == 0:
+            scanned += qty
+        else:
+            fulfilled += qty
+        steps.append((at, max(scanned, fulfilled)))
+    return steps
+
+
+def _redate(
+    fx: _Effects,
+    key: ItemKey,
+    before: list[tuple[int, int]],
+    after: list[tuple[int, int]],
+    occurred_at: datetime,
+    kind: str,
+    *,
+    reference: str,
+    detail: dict[str, Any],
+) -> None:
+    """The on_hand entries that turn a line's shipped units by time from ``before`` into
+    ``after`` (see :func:`_steps`): at the event's time, in its entry, and at other report
+    times in entries of their own, so that stock as of any time counts each unit shipped from
+    its earliest report on."""
+    event_time = _micros(occurred_at)
+    values_before, values_after = dict(before), dict(after)
+    shipped_before = shipped_after = moved = 0
+    for at in sorted(values_before.keys() | values_after.keys()):
+        shipped_before = values_before.get(at, shipped_before)
+        shipped_after = values_after.get(at, shipped_after)
+        change = (shipped_after - shipped_before) - moved
+        if not change:
+            continue
+        moved += change
+        if at in (event_time, _LONG_AGO):
+            fx.add(key, kind, reference=reference, detail=detail, on_hand=-change)
+        else:
+            when = _EPOCH + timedelta(microseconds=at)
+            fx.add_at(key, when, kind, reference=reference, detail=detail, on_hand=-change)
+
+
 def _line_moved(
     fx: _Effects,
     line: LineState,
-    shipped: int,
     committed: int,
     *,
-    ship_at: ItemKey | None,
     kind: str,
     order_id: str,
     line_id: str,
 ) -> None:
-    """What an order line's change moves: the difference in its derived figures, given what
-    they were before (``shipped`` and ``committed``)."""
-    shipped_now = line.shipped
+    """What an order line's change commits or releases, given what it committed before. The
+    units it ships move on_hand through :func:`_redate`."""
     committed_now = line.committed
-    if shipped_now == shipped and committed_now == committed:
+    if committed_now == committed or line.sku is None or line.location is None:
         return
     detail = {"order_id": order_id, "line_id": line_id}
-    if ship_at is not None and shipped_now != shipped:
-        fx.add(ship_at, kind, reference=order_id, detail=detail, on_hand=shipped - shipped_now)
-    if committed_now != committed and line.sku is not None and line.location is not None:
-        fx.add(
-            (line.sku, line.location),
-            kind,
-            reference=order_id,
-            detail=detail,
-            committed=committed_now - committed,
-        )
+    fx.add(
+        (line.sku, line.location),
+        kind,
+        reference=order_id,
+        detail=detail,
+        committed=committed_now - committed,
+    )
 
 
 def _unlined(sku: str) -> str:
@@ -284,42 +402,96 @@ def _absorb_unlined(
     order: OrderState,
     line: LineState,
     sku: str,
+    occurred_at: datetime,
     *,
     order_id: str,
+    line_id: str,
     kind: str,
     everything: bool = True,
-) -> ItemKey | None:
+) -> None:
     """Move the order's unlined shipped units of ``sku`` into ``line`` (all of them, or with
-    ``everything`` false up to what the placed line ordered): they were that line's units, as a
-    scan without a line id after the placement would have been taken. Gives back the on_hand the
-    pool took for units the line reports as shipped already (scans and fulfilments describe the
-    same units); returns where the units were scanned, for the line's own change, or None if
-    none moved."""
+    ``everything`` false up to what the placed line ordered), earliest first: they were that
+    line's units, as a scan without a line id after the placement would have been taken. Gives
+    back the on_hand the pool took for units the line reports as shipped already (scans and
+    fulfilments describe the same units)."""
     pool_id = _unlined(sku)
     pool = order.lines.get(pool_id)
     if pool is None or pool.scanned <= 0 or pool is line or pool.location is None:
-        return None
+        return
     capped = not everything and line.ordered > 0
     take = min(pool.scanned, max(0, line.ordered - line.scanned)) if capped else pool.scanned
     if take == 0:
-        return None
-    where = (sku, pool.location)
+        return
+    pool_before, line_before = _steps(pool), _steps(line)
+    pool_reports, line_reports = _reports(pool), _reports(line)
+    left = take
+    for report in pool_reports:  # earliest first
+        if not left:
+            break
+        n = min(report[1], left)
+        line_reports.append([report[0], n, 0])
+        report[1] -= n
+        left -= n
+    line.reports = _flat(line_reports)
+    pool.reports = _flat([report for report in pool_reports if report[1] > 0])
     pool.scanned -= take
     line.scanned += take
     if line.sku is None:
         line.sku = sku
-    detail = {"order_id": order_id, "line_id": pool_id}
-    fx.add(where, kind, reference=order_id, detail=detail, on_hand=take)
-    return where
+    where = (sku, pool.location)  # where the units were scanned
+    for moved, before, moved_id in ((pool, pool_before, pool_id), (line, line_before, line_id)):
+        detail = {"order_id": order_id, "line_id": moved_id}
+        _redate(
+            fx, where, before, _steps(moved), occurred_at, kind, reference=order_id, detail=detail
+        )
 
 
-def _ship(line: LineState, sku: str, qty: int, channel: str) -> None:
+def _ship(
+    fx: _Effects,
+    line: LineState,
+    sku: str,
+    qty: int,
+    channel: str,
+    key: ItemKey,
+    occurred_at: datetime,
+    *,
+    reference: str,
+    detail: dict[str, Any],
+) -> None:
+    """Record a report of ``qty`` units of the line shipped from ``key`` and move on_hand by
+    what it ships that no earlier report did: at once when it is the line's latest report (the
+    usual case), else through :func:`_redate`."""
+    at = _micros(occurred_at)
+    reports = line.reports
+    in_order = not reports or at >= reports[-3]
+    before = None if in_order else _steps(line)
+    shipped = line.shipped
     if line.sku is None:
         line.sku = sku
     if channel == "scan":
         line.scanned += qty
     else:
         line.fulfilled += qty
+    report = (at, qty, 0 if channel == "scan" else 1)
+    if in_order:  # reports are kept in time order
+        line.reports = reports + report
+        if line.shipped != shipped:
+            fx.add(
+                key, "shipment", reference=reference, detail=detail, on_hand=shipped - line.shipped
+            )
+    else:
+        line.reports = _flat([*_reports(line), list(report)])
+        assert before is not None
+        _redate(
+            fx,
+            key,
+            before,
+            _steps(line),
+            occurred_at,
+            "shipment",
+            reference=reference,
+            detail=detail,
+        )
 
 
 def _received(fx: _Effects, e: ScanReceived) -> None:
@@ -338,16 +510,16 @@ def _shipped(fx: _Effects, e: ScanShipped) -> None:
     order = fx.state.order(d.order_id)
     line_id = _line_for_scan(order, d.sku, d.line_id)
     line = order.line(line_id)
-    shipped, committed = line.shipped, line.committed
-    _ship(line, d.sku, d.qty, "scan")
+    committed = line.committed
     if line_id == _unlined(d.sku):
         line.location = d.location  # where the unlined units left, given back if they reappear
+    detail = {"order_id": d.order_id, "line_id": line_id}
+    key = (d.sku, d.location)
+    _ship(fx, line, d.sku, d.qty, "scan", key, e.occurred_at, reference=d.order_id, detail=detail)
     _line_moved(
         fx,
         line,
-        shipped,
         committed,
-        ship_at=(d.sku, d.location),
         kind="shipment",
         order_id=d.order_id,
         line_id=line_id,
@@ -516,26 +688,26 @@ def _placed(fx: _Effects, e: OrderPlaced) -> None:
             fx.add(key, "commitment", reference=d.order_id, detail=detail, committed=placed.qty)
             continue
         line = order.line(placed.line_id)
-        shipped, committed = line.shipped, line.committed
+        committed = line.committed
         if line.ordered == 0:  # a line is placed once; a repeated placement changes nothing
             line.sku, line.location, line.ordered = placed.sku, d.location, placed.qty
         elif line.sku is None:
             line.sku, line.location = placed.sku, d.location
-        scanned_at = _absorb_unlined(
+        _absorb_unlined(
             fx,
             order,
             line,
             placed.sku,
+            e.occurred_at,
             order_id=d.order_id,
+            line_id=placed.line_id,
             kind="commitment",
             everything=last_of_sku[placed.sku] == placed.line_id,
         )
         _line_moved(
             fx,
             line,
-            shipped,
             committed,
-            ship_at=scanned_at,
             kind="commitment",
             order_id=d.order_id,
             line_id=placed.line_id,
@@ -552,14 +724,12 @@ def _cancelled(fx: _Effects, e: OrderCancelled) -> None:
         line_ids = [line.line_id for line in d.lines]
     for line_id in line_ids:
         line = order.line(line_id)
-        shipped, committed = line.shipped, line.committed
+        committed = line.committed
         line.cancelled = True
         _line_moved(
             fx,
             line,
-            shipped,
             committed,
-            ship_at=None,
             kind="release",
             order_id=d.order_id,
             line_id=line_id,
@@ -571,29 +741,34 @@ def _fulfilled(fx: _Effects, e: OrderFulfilled) -> None:
     order = fx.state.order(d.order_id)
     for done in d.lines:
         line = order.line(done.line_id)
-        shipped, committed = line.shipped, line.committed
-        scanned_at = _absorb_unlined(
-            fx, order, line, done.sku, order_id=d.order_id, kind="shipment"
+        committed = line.committed
+        _absorb_unlined(
+            fx,
+            order,
+            line,
+            done.sku,
+            e.occurred_at,
+            order_id=d.order_id,
+            line_id=done.line_id,
+            kind="shipment",
         )
-        if scanned_at is not None:  # those units' shipment is already on the books
-            _line_moved(
-                fx,
-                line,
-                shipped,
-                committed,
-                ship_at=scanned_at,
-                kind="shipment",
-                order_id=d.order_id,
-                line_id=done.line_id,
-            )
-            shipped, committed = line.shipped, line.committed
-        _ship(line, done.sku, done.qty, "fulfilment")
+        detail = {"order_id": d.order_id, "line_id": done.line_id}
+        key = (done.sku, d.location)
+        _ship(
+            fx,
+            line,
+            done.sku,
+            done.qty,
+            "fulfilment",
+            key,
+            e.occurred_at,
+            reference=d.order_id,
+            detail=detail,
+        )
         _line_moved(
             fx,
             line,
-            shipped,
             committed,
-            ship_at=(done.sku, d.location),
             kind="shipment",
             order_id=d.order_id,
             line_id=done.line_id,

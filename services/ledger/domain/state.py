@@ -40,6 +40,12 @@ class LineState:
     scanned: int = 0  # units reported by scan.shipped
     fulfilled: int = 0  # units reported by order.fulfilled
     cancelled: bool = False
+    # Each report of shipped units, in time order, as three numbers: occurred_at in µs since the
+    # epoch, qty, 0 for a scan or 1 for a fulfilment. Units are dated by their earliest report,
+    # whichever arrives first (units counted in ``scanned`` and ``fulfilled`` but in no report
+    # were recorded before reports were kept). One flat tuple of ints: the garbage collector
+    # does not track it, and a batch holds many lines.
+    reports: tuple[int, ...] = ()
 
     @property
     def shipped(self) -> int:
@@ -53,11 +59,24 @@ class LineState:
         return max(0, self.ordered - self.shipped)
 
     def to_json(self) -> list[Any]:
-        return [self.sku, self.location, self.ordered, self.scanned, self.fulfilled, self.cancelled]
+        out: list[Any] = [
+            self.sku,
+            self.location,
+            self.ordered,
+            self.scanned,
+            self.fulfilled,
+            self.cancelled,
+        ]
+        if self.reports:
+            out.append(self.reports)
+        return out
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> LineState:
-        return cls(*raw)
+        line = cls(*raw[:6])
+        if len(raw) > 6:
+            line.reports = tuple(raw[6])
+        return line
 
 
 @dataclass(slots=True)
