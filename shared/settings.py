@@ -110,7 +110,33 @@ class Settings(BaseSettings):
         "seconds (25 by default), not after the operating system's two hours.",
     )
     forecast_interval_s: float = Field(
-        default=300.0, gt=0, description="How often the replenisher recomputes its forecasts."
+        default=300.0,
+        gt=0,
+        description="How often (wall clock) the replenisher refreshes its gauges and the reorder"
+        " points the API filters by; forecasts and plans follow event time (plan_every_days).",
+    )
+    default_policy: Literal["lines", "normal", "static", "min_max"] = Field(
+        default="lines",
+        description="Policy of items without one of their own: lines (the default), normal.",
+    )
+    target_fill: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="lines: the expected order-line fill over all items that sets the price of"
+        " stock (lines served per unit held).",
+    )
+    stock_budget_units: float | None = Field(
+        default=None,
+        ge=0,
+        description="lines: expected units held over all items, instead of target_fill.",
+    )
+    plan_every_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description="Forecasts and the lines plan are recomputed when the ledger's event time"
+        " passes a day whose ordinal is a multiple of this (and after the first day seen).",
     )
     default_lead_time_days: float = Field(
         default=7.0, gt=0, description="Lead time of items without a policy of their own."

@@ -1,5 +1,5 @@
-"""``python -m services.replenisher [serve|forecast]``: run the replenisher, or recompute every
-forecast now (the service also does so on a schedule)."""
+"""``python -m services.replenisher [serve|forecast]``: run the replenisher, or plan every item
+now, as of the latest day with demand (the service plans by itself as event time passes)."""
 
 from __future__ import annotations
 
@@ -12,25 +12,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from shared.runner import run_service
 from shared.settings import Settings
 
-from .app import create_service, default_policy
-from .forecasting import refresh_forecasts
+from .app import create_service, plan_pass
 
 
 async def forecast_now(settings: Settings) -> None:
     pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1)
     try:
-        with Progress("forecasting", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-            task = bar.add_task("forecast", total=None)
-            result = await refresh_forecasts(
+        today = await pool.fetchval("SELECT max(day) FROM demand_lines")
+        if today is None:
+            print("no demand recorded yet: nothing to plan")
+            return
+        with Progress("planning", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+            task = bar.add_task("plan", total=None)
+            result = await plan_pass(
                 pool,
-                default_policy(settings),
+                settings,
+                today,
                 lambda done, total: bar.update(task, completed=done, total=total),
             )
     finally:
         await pool.close()
     print(
-        f"forecast {result['items']:,.0f} items in {result['seconds']:.1f}s,"
-        f" mean held-out error {result['mean_mae']:.3f} units/day"
+        f"planned {result['items']:,.0f} items as of {today} in {result['seconds']:.1f}s:"
+        f" expected line fill {result['expected_fill']:.3f},"
+        f" {result['expected_units']:,.0f} units expected on hand"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from shared.http import answers_errors, body_within, error
 from shared.settings import Settings
 
 from .adapters.store import forecast_of
+from .planning import PLAN_COLUMNS, plan_of
 from .policy import Policy, figures_for
 
 MAX_BODY = 64 * 1024
@@ -44,10 +46,13 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
         sku, location = params.required_code(q, "sku"), params.required_code(q, "location")
         row = await pool.fetchrow(
             "SELECT p.policy, f.method, f.daily_demand, f.demand_sd, f.holdout_mae,"
-            " f.history_days, f.demand_size, f.computed_at"
+            f" f.history_days, f.demand_size, f.computed_at, {PLAN_COLUMNS},"
+            " pr.price, pr.planned_for AS pass_for, pr.expected_fill AS pass_fill"
             " FROM (SELECT $1::text AS sku, $2::text AS location) k"
             " LEFT JOIN replenishment_policies p USING (sku, location)"
-            " LEFT JOIN replenishment_forecasts f USING (sku, location)",
+            " LEFT JOIN replenishment_forecasts f USING (sku, location)"
+            " LEFT JOIN replenishment_plans pl USING (sku, location)"
+            " LEFT JOIN replenishment_planner pr ON true",
             sku,
             location,
         )
@@ -55,15 +60,30 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
         explicit = row["policy"] is not None
         policy = Policy.model_validate_json(row["policy"]) if explicit else default
         demand = forecast_of(row)
-        figures = figures_for(policy, demand)
+        plan = plan_of(row)
+        figures = figures_for(policy, demand, plan)
         body: dict[str, Any] = {
             "sku": sku,
             "location": location,
             "source": "set" if explicit else "default",
             "policy": policy.model_dump(),
             "forecast": None,
+            "plan": None,
             "figures": None,
         }
+        if plan is not None:
+            body["plan"] = {
+                "reorder_point": plan.reorder_point,
+                "order_up_to": plan.order_up_to,
+                "expected_line_fill": round(plan.expected_fill, 4),
+                "expected_units_on_hand": round(plan.expected_units, 2),
+                "lines_per_day": round(plan.lines_per_day, 4),
+                "mean_line_size": round(plan.mean_line_size, 2),
+                "lead_time_demand_quantiles": plan.ltd_quantiles,
+                "planned_for": row["planned_for"].isoformat(),
+                "price_lines_per_unit_day": row["price"],
+                "all_items_expected_line_fill": row["pass_fill"],
+            }
         if demand is not None:
             body["forecast"] = {
                 "method": demand.method,
@@ -80,8 +100,10 @@ def replenishment_routes(pool: asyncpg.Pool, settings: Settings, default: Policy
                 "demand_sd": figures.demand_sd,
                 "cycle_service_level": figures.cycle_service,
                 "safety_stock": figures.safety_stock,
-                "reorder_point": figures.reorder_point,
-                "order_up_to": figures.order_up_to,
+                "reorder_point": math.ceil(figures.reorder_point),
+                "order_up_to": math.ceil(figures.order_up_to),
+                "expected_line_fill": figures.expected_fill,
+                "lead_time_demand_quantiles": figures.ltd_quantiles,
             }
         return JSONResponse(body)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -26,9 +29,11 @@ from shared.settings import Settings
 from shared.topics import LEDGER, REPLENISHMENT_REQUESTS
 
 from .adapters.outbox import RequestOutbox
-from .adapters.store import ReplenisherStore
-from .forecasting import refresh_forecasts
+from .adapters.store import ReplenisherStore, line_settings_for
+from .forecasting import refresh_forecasts, refresh_reorder_points
+from .lines import LineSettings
 from .metrics import ReplenisherMetrics
+from .planning import is_due, plan_lines, planner_state
 from .policy import Policy
 
 log = logging.getLogger(__name__)
@@ -36,10 +41,87 @@ log = logging.getLogger(__name__)
 
 def default_policy(settings: Settings) -> Policy:
     return Policy(
+        policy=settings.default_policy,
         lead_time_days=settings.default_lead_time_days,
         review_days=settings.default_review_days,
         service_level=settings.default_service_level,
     )
+
+
+def line_settings(settings: Settings) -> LineSettings:
+    return line_settings_for(
+        default_policy(settings), settings.target_fill, settings.stock_budget_units
+    )
+
+
+def _day(entry: Mapping[str, Any]) -> date:
+    return date.fromisoformat(str(entry["occurred_at"])[:10])
+
+
+async def plan_pass(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    today: date,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Every plan as of the event-time day ``today``: the lines plan, the ``normal`` forecasts
+    when any item uses them, and the reorder points the API filters by."""
+    policy = default_policy(settings)
+    result = await plan_lines(pool, line_settings(settings), today, progress)
+    uses_normal = policy.policy == "normal" or await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM replenishment_policies"
+        " WHERE policy::jsonb->>'policy' IN ('normal', 'forecast'))"
+    )
+    if uses_normal:
+        forecasts = await refresh_forecasts(pool, policy, today=today)
+        result = result | {"forecasts": forecasts["items"], "mean_mae": forecasts["mean_mae"]}
+    else:
+        await refresh_reorder_points(pool, policy)
+    return result
+
+
+class EventClock:
+    """The ledger's event time as the replenisher has seen it: the first and the latest day,
+    and the day of the last planning pass."""
+
+    def __init__(self, first: date | None, latest: date | None, planned: date | None) -> None:
+        self.first, self.latest, self.planned = first, latest, planned
+
+    def split(self, entries: Sequence[Mapping[str, Any]], every: int) -> tuple[int, date | None]:
+        """How many of ``entries`` come before a pass is due, and the day it is due for (None:
+        none is due within them). The clock moves over the entries counted."""
+        for n, entry in enumerate(entries):
+            day = _day(entry)
+            first = self.first or day
+            latest = max(self.latest or day, day)
+            due = is_due(self.planned, first, latest, every)
+            if due is not None:
+                return n, due
+            self.first, self.latest = first, latest
+        return len(entries), None
+
+
+async def in_event_time(
+    entries: list[dict[str, Any]],
+    clock: EventClock,
+    every: int,
+    decide: Callable[[list[dict[str, Any]]], Awaitable[bool]],
+    plan: Callable[[date], Awaitable[bool]],
+) -> bool:
+    """Decide on the entries in event time: those before a planning pass falls due, then the
+    pass, then the rest, so a replay at any speed and in any batch sizes decides alike. False
+    when a step gave up (the service is stopping)."""
+    rest = entries
+    while rest:
+        n, due = clock.split(rest, every)
+        if n and not await decide(rest[:n]):
+            return False
+        if due is not None:
+            if not await plan(due):
+                return False
+            clock.planned = due
+        rest = rest[n:]
+    return True
 
 
 class ReplenisherService:
@@ -58,7 +140,8 @@ class ReplenisherService:
         s = self.settings
         url = s.database_dsn()
         self.pool = await asyncpg.create_pool(url, min_size=1, max_size=s.db_pool_size)
-        store = ReplenisherStore(self.pool, self.policy)
+        store = ReplenisherStore(self.pool, self.policy, line_settings(s))
+        clock = await self._clock()
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "replenisher", self.assignment)
         requests = producer(s)
         await start_client(requests, s)
@@ -73,7 +156,18 @@ class ReplenisherService:
 
         async def handle(records: list[Record]) -> bool:
             entries = json_values(records)
-            if await retry("deciding on a batch", self.stopping, store.apply, entries) is None:
+
+            # In event time: the entries before a planning pass falls due are decided on, the
+            # pass runs, then the rest, so a replay at any speed decides alike.
+            async def decide(part: list[dict[str, Any]]) -> bool:
+                return (
+                    await retry("deciding on a batch", self.stopping, store.apply, part) is not None
+                )
+
+            async def plan(day: date) -> bool:
+                return await retry("planning", self.stopping, self._plan, day) is not None
+
+            if not await in_event_time(entries, clock, s.plan_every_days, decide, plan):
                 return False
             self.metrics.entries_applied.inc(len(entries))
             await commit(consumer, next_offsets(records))
@@ -103,20 +197,43 @@ class ReplenisherService:
             await self.pool.close()
             log.info("replenisher stopped")
 
+    async def _clock(self) -> EventClock:
+        assert self.pool is not None
+        state = await planner_state(self.pool)
+        row = await self.pool.fetchrow(
+            "SELECT min(day) AS first, max(day) AS latest FROM demand_lines"
+        )
+        assert row is not None
+        return EventClock(row["first"], row["latest"], state.planned_for if state else None)
+
+    async def _plan(self, today: date) -> dict[str, float]:
+        assert self.pool is not None
+        started = time.perf_counter()
+        result = await plan_pass(self.pool, self.settings, today)
+        self.metrics.forecast_seconds.observe(time.perf_counter() - started)
+        self.metrics.forecasts.set(result["items"])
+        if "mean_mae" in result:
+            self.metrics.forecast_error.set(result["mean_mae"])
+        log.info(
+            "planned for %s: %d items, expected line fill %.3f, %.0f units, %.1fs",
+            today,
+            result["items"],
+            result["expected_fill"],
+            result["expected_units"],
+            time.perf_counter() - started,
+        )
+        return result
+
     async def _forecast_on_schedule(self) -> None:
-        """Forecasts and gauges recomputed every forecast_interval_s, apart from the event path."""
+        """Gauges and the reorder points the API filters by, refreshed every
+        forecast_interval_s (wall clock); the plans themselves follow event time."""
         assert self.pool is not None
         while not await sleep_unless(self.stopping, self.settings.forecast_interval_s):
-            started = time.perf_counter()
             try:
-                result = await refresh_forecasts(self.pool, self.policy)
+                await refresh_reorder_points(self.pool, self.policy)
                 await self._gauges()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("the forecast pass failed; the next one will try again")
-                continue
-            self.metrics.forecast_seconds.observe(time.perf_counter() - started)
-            self.metrics.forecasts.set(result["items"])
-            self.metrics.forecast_error.set(result["mean_mae"])
+                log.exception("refreshing the gauges failed; the next pass will try again")
 
     async def _gauges(self) -> None:
         assert self.pool is not None

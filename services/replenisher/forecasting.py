@@ -1,9 +1,9 @@
-"""Recomputes the forecasts from the demand history, off the event path.
+"""Recomputes the ``normal`` policy's forecasts from the demand history.
 
-Each pass reads the daily demand of every item, fits the forecast methods (:mod:`.forecast`),
-and stores the winner with its figures; it also refreshes the reorder points the API's
-below_reorder_point filter reads. Time is event time: a series ends on the latest day any demand
-was seen, so a replay of old history forecasts as if it were then.
+Each pass reads the daily demand of every item, a few thousand skus at a time, fits the
+forecast methods (:mod:`.forecast`), and stores the winner with its figures; it also refreshes
+the reorder points the API's below_reorder_point filter reads. Time is event time: a series
+ends on the day the pass is for, so a replay of old history forecasts as if it were then.
 """
 
 from __future__ import annotations
@@ -17,38 +17,69 @@ import asyncpg
 
 from .adapters.store import forecast_of
 from .forecast import Forecast, forecast_many
+from .planning import PLAN_COLUMNS, plan_of
 from .policy import Policy, figures_for
+
+CHUNK_SKUS = 2000
 
 
 async def refresh_forecasts(
     pool: asyncpg.Pool,
     default_policy: Policy,
     progress: Callable[[int, int], None] | None = None,
+    today: date | None = None,
 ) -> dict[str, float]:
-    """One pass over every item with demand; returns how many were forecast and the mean error."""
+    """One pass over every item with demand up to ``today`` (event time; default: the latest
+    day with demand), a few thousand skus at a time so memory stays flat; returns how many were
+    forecast and the mean error."""
     started = time.perf_counter()
-    rows = await pool.fetch("SELECT sku, location, day, units FROM demand_daily")
-    if not rows:
+    if today is None:
+        today = await pool.fetchval("SELECT max(day) FROM demand_daily")
+    if today is None:
         return {"items": 0, "mean_mae": 0.0, "seconds": time.perf_counter() - started}
-    end = max(r["day"] for r in rows)
-    series: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
-    for r in rows:
-        series[(r["sku"], r["location"])][r["day"]] = r["units"]
-    items = sorted(series)
-    histories = []
-    for key in items:
-        days = series[key]
-        start = min(days)
-        span = (end - start).days + 1
-        histories.append(
-            [float(days.get(date.fromordinal(start.toordinal() + i), 0)) for i in range(span)]
+    skus = [
+        r["sku"]
+        for r in await pool.fetch(
+            "SELECT DISTINCT sku FROM demand_daily WHERE day <= $1 ORDER BY sku", today
         )
-    results: dict[tuple[str, str], Forecast] = {}
-    for at in range(0, len(items), 2000):
-        chunk = forecast_many(histories[at : at + 2000])
-        results.update({k: f for k, f in zip(items[at : at + 2000], chunk, strict=True) if f})
+    ]
+    errors: list[float] = []
+    for at in range(0, len(skus), CHUNK_SKUS):
+        chunk = skus[at : at + CHUNK_SKUS]
+        rows = await pool.fetch(
+            "SELECT sku, location, day, units FROM demand_daily"
+            " WHERE sku = ANY($1::text[]) AND day <= $2",
+            chunk,
+            today,
+        )
+        series: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
+        for r in rows:
+            series[(r["sku"], r["location"])][r["day"]] = r["units"]
+        items = sorted(series)
+        histories = []
+        for key in items:
+            days = series[key]
+            start = min(days)
+            span = (today - start).days + 1
+            histories.append(
+                [float(days.get(date.fromordinal(start.toordinal() + i), 0)) for i in range(span)]
+            )
+        results = {
+            k: f for k, f in zip(items, forecast_many(histories), strict=True) if f is not None
+        }
+        await _store_forecasts(pool, results)
+        errors += [r.holdout_mae for r in results.values()]
         if progress:
-            progress(min(at + 2000, len(items)), len(items))
+            progress(min(at + CHUNK_SKUS, len(skus)), len(skus))
+    await refresh_reorder_points(pool, default_policy)
+    return {
+        "items": len(errors),
+        "mean_mae": sum(errors) / len(errors) if errors else 0.0,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+async def _store_forecasts(pool: asyncpg.Pool, results: dict[tuple[str, str], Forecast]) -> None:
     keys = sorted(results)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -69,29 +100,22 @@ async def refresh_forecasts(
             [results[k].history_days for k in keys],
             [results[k].demand_size for k in keys],
         )
-    await refresh_reorder_points(pool, default_policy)
-    if progress:
-        progress(len(series), len(series))
-    errors = [r.holdout_mae for r in results.values()]
-    return {
-        "items": len(results),
-        "mean_mae": sum(errors) / len(errors) if errors else 0.0,
-        "seconds": time.perf_counter() - started,
-    }
 
 
 async def refresh_reorder_points(pool: asyncpg.Pool, default_policy: Policy) -> None:
     """The reorder point in force per item, for the API's below_reorder_point filter."""
     rows = await pool.fetch(
         "SELECT i.sku, i.location, p.policy, f.method, f.daily_demand, f.demand_sd,"
-        " f.holdout_mae, f.history_days, f.demand_size FROM replenisher_items i"
+        f" f.holdout_mae, f.history_days, f.demand_size, {PLAN_COLUMNS}"
+        " FROM replenisher_items i"
         " LEFT JOIN replenishment_policies p USING (sku, location)"
         " LEFT JOIN replenishment_forecasts f USING (sku, location)"
+        " LEFT JOIN replenishment_plans pl USING (sku, location)"
     )
     points = []
     for r in rows:
         policy = Policy.model_validate_json(r["policy"]) if r["policy"] else default_policy
-        figures = figures_for(policy, forecast_of(r))
+        figures = figures_for(policy, forecast_of(r), plan_of(r))
         if figures is not None:
             points.append((r["sku"], r["location"], figures.reorder_point))
     async with pool.acquire() as conn, conn.transaction():

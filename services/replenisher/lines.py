@@ -430,21 +430,39 @@ class LinePlanner:
         return found
 
     def _priors(self, today: int) -> dict[str, float]:
-        """Per location, the median rate of its items over their first weeks (items at least
-        that old; while there are few, every item over its days so far): what a new item there
-        can be expected to sell before it has a history. First lines are not counted."""
-        early: dict[str, list[float]] = {}
-        young: dict[str, list[float]] = {}
-        for (_, location), h in self.histories.items():
-            age = today - h.first_day + 1
-            if age >= EARLY_DAYS:
-                lines = sum(1 for d in h.days if d - h.first_day < EARLY_DAYS) - 1
-                early.setdefault(location, []).append(lines / EARLY_DAYS)
-            elif age >= 7:
-                young.setdefault(location, []).append((len(h.days) - 1) / age)
-        return {
-            location: pooled_rate(
-                early.get(location, []) if len(early.get(location, [])) >= MIN_POOL else rates
-            )
-            for location, rates in (young | early).items()
-        }
+        return location_priors(
+            (
+                (
+                    location,
+                    h.first_day,
+                    sum(1 for d in h.days if d - h.first_day < EARLY_DAYS),
+                    len(h.days),
+                )
+                for (_, location), h in self.histories.items()
+            ),
+            today,
+        )
+
+
+def location_priors(items: Iterable[tuple[str, int, int, int]], today: int) -> dict[str, float]:
+    """Per location, the median rate of its items over their first weeks (items at least that
+    old; while there are fewer than ``MIN_POOL``, every item over its days so far): what a new
+    item there can be expected to sell before it has a history. First lines are not counted.
+
+    ``items``: (location, first day, lines in its first ``EARLY_DAYS`` days, lines in all)."""
+    early: dict[str, list[float]] = {}
+    young: dict[str, list[float]] = {}
+    for location, first, early_lines, lines in items:
+        age = today - first + 1
+        if age >= EARLY_DAYS:
+            early.setdefault(location, []).append((early_lines - 1) / EARLY_DAYS)
+        elif age >= 7:
+            young.setdefault(location, []).append((lines - 1) / age)
+    return {
+        location: pooled_rate(
+            early[location]
+            if len(early.get(location, [])) >= MIN_POOL
+            else young.get(location, []) + early.get(location, [])
+        )
+        for location in sorted(early.keys() | young.keys())
+    }

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from .envelope import Envelope, Identifier, Location, Qty, Sku
 
 ReplenishmentKind = Literal["purchase", "transfer"]
-PolicyName = Literal["static", "min_max", "forecast"]
+PolicyName = Literal["lines", "normal", "static", "min_max", "forecast"]
 
 DEAD_LETTER_HEADERS: Final = {
     "error.reason": "why it was rejected, a short code: empty, invalid_json, schema (also a "
@@ -75,7 +75,10 @@ class RequestReason(BaseModel):
     safety_stock: float = Field(ge=0, description="Units held against demand and lead-time spread.")
     daily_demand: float = Field(ge=0, description="Expected units per day.")
     lead_time_days: float = Field(ge=0, description="Days from request to receipt.")
-    policy: PolicyName = Field(description="The policy in force for this sku and location.")
+    policy: PolicyName = Field(
+        description="The policy in force for this sku and location (forecast: the former name"
+        " of normal, in requests raised before it was renamed)."
+    )
 
 
 class RequestedData(BaseModel):

@@ -281,8 +281,23 @@ def _replenishment_schemas() -> dict[str, Any]:
                 "location": {"type": "string"},
                 "source": {"type": "string", "enum": ["set", "default"]},
                 "policy": {"$ref": "#/components/schemas/Policy"},
-                "forecast": {"type": ["object", "null"]},
-                "figures": {"type": ["object", "null"]},
+                "forecast": {
+                    "type": ["object", "null"],
+                    "description": "normal: the demand forecast (method, daily demand, spread).",
+                },
+                "plan": {
+                    "type": ["object", "null"],
+                    "description": "lines: reorder point and order-up-to in units, the item's"
+                    " expected line fill, lines per day, mean line size, lead-time demand"
+                    " quantiles (p50, p90, p99), the event-time day planned for, and the price"
+                    " of stock (lines served per unit held) set over all items.",
+                },
+                "figures": {
+                    "type": ["object", "null"],
+                    "description": "What the policy in force decides by: reorder point and"
+                    " order-up-to (whole units), safety stock, daily demand; for lines also the"
+                    " expected line fill and the lead-time demand quantiles.",
+                },
             },
         },
         "RequestList": {

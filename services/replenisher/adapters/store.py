@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,9 @@ from shared.db import Connection, add_changes, lock_items
 from shared.levels import ItemKey, fresh_entries, summed
 
 from ..forecast import Forecast
-from ..policy import Decision, Policy, Source, decide, figures_for, order_quantity
+from ..lines import LineSettings
+from ..planning import PLAN_COLUMNS, plan_new_items, plan_of, planner_state
+from ..policy import Decision, Figures, Policy, Source, decide, figures_for, order_quantity
 
 REQUEST_NAMESPACE = uuid.UUID("0d9c1c8a-3b59-4c55-8a4e-4f3b8e0f7a21")
 NOTIFY_CHANNEL = "replenishment_requested"
@@ -30,15 +33,16 @@ SOURCE = "stockledger/replenisher"
 
 
 # Each item's level, policy and forecast, and the units requested but not yet confirmed.
-_ITEMS = """
+_ITEMS = f"""
 SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control AS available,
        i.incoming, i.requests_made, p.policy, f.method, f.daily_demand, f.demand_sd,
-       f.holdout_mae, f.history_days, f.demand_size,
+       f.holdout_mae, f.history_days, f.demand_size, {PLAN_COLUMNS},
        (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r
          WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open') AS requested
 FROM replenisher_items i
 LEFT JOIN replenishment_policies p USING (sku, location)
 LEFT JOIN replenishment_forecasts f USING (sku, location)
+LEFT JOIN replenishment_plans pl USING (sku, location)
 """
 
 
@@ -56,6 +60,20 @@ def _rfc3339(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
+def _moves_position(entry: Mapping[str, Any], released: dict[int, int]) -> int:
+    """How an entry moves its item's inventory position: available and incoming, less the
+    units of a request it took out of ``open`` (they were counted as requested)."""
+    d = entry["deltas"]
+    moved = (
+        d.get("on_hand", 0)
+        - d.get("committed", 0)
+        - d.get("damaged", 0)
+        - d.get("quality_control", 0)
+        + d.get("incoming", 0)
+    )
+    return int(moved - released.get(entry["position"], 0))
+
+
 def forecast_of(row: Mapping[str, Any] | asyncpg.Record) -> Forecast | None:
     if row["method"] is None:
         return None
@@ -69,10 +87,28 @@ def forecast_of(row: Mapping[str, Any] | asyncpg.Record) -> Forecast | None:
     )
 
 
+def line_settings_for(policy: Policy, target_fill: float, budget: float | None) -> LineSettings:
+    return LineSettings(
+        lead_time_days=policy.lead_time_days,
+        review_days=policy.review_days,
+        target_fill=target_fill,
+        budget_units=budget,
+    )
+
+
 class ReplenisherStore:
-    def __init__(self, pool: asyncpg.Pool, default_policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        default_policy: Policy | None = None,
+        line_settings: LineSettings | None = None,
+    ) -> None:
         self.pool = pool
         self.default_policy = default_policy or Policy()
+        self.line_settings = line_settings or line_settings_for(self.default_policy, 0.9, None)
+
+    def figures_of(self, row: Mapping[str, Any]) -> Figures | None:
+        return figures_for(self.policy_of(row), forecast_of(row), plan_of(row))
 
     def policy_of(self, row: Mapping[str, Any]) -> Policy:
         raw = row["policy"]
@@ -88,21 +124,37 @@ class ReplenisherStore:
                 return []
             await add_changes(conn, "replenisher_items", summed(fresh))
             await self._add_demand(conn, fresh)
-            await self._follow_requests(conn, fresh)
-            last_event = {(e["sku"], e["location"]): e["occurred_at"] for e in fresh}
-            raised = await self._decide(conn, sorted(last_event), last_event)
+            released = await self._follow_requests(conn, fresh)
+            raised = await self._decide(conn, fresh, released)
             if raised:
                 await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return raised
 
     async def _add_demand(self, conn: Connection, fresh: list[Mapping[str, Any]]) -> None:
+        """Units ordered per item and day, and order lines per item, day and size (each
+        commitment of an order's line is one line of demand)."""
         demand: dict[tuple[str, str, str], int] = defaultdict(int)
+        lines: dict[tuple[str, str, str, int], int] = defaultdict(int)
         for e in fresh:
             ordered = e["deltas"].get("committed", 0)
             if e["kind"] == "commitment" and ordered > 0:
                 demand[(e["sku"], e["location"], _day(e["occurred_at"]))] += ordered
+                lines[(e["sku"], e["location"], _day(e["occurred_at"]), ordered)] += 1
         if not demand:
             return
+        keys = sorted(lines)
+        await conn.execute(
+            "INSERT INTO demand_lines (sku, location, day, qty, lines)"
+            " SELECT s, l, d::date, q, n FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::int[], $5::int[]) AS t(s, l, d, q, n)"
+            " ON CONFLICT (sku, location, day, qty) DO UPDATE"
+            " SET lines = demand_lines.lines + EXCLUDED.lines",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+            [lines[k] for k in keys],
+        )
         rows = sorted(demand)
         await conn.execute(
             "INSERT INTO demand_daily (sku, location, day, units)"
@@ -116,11 +168,16 @@ class ReplenisherStore:
             [demand[r] for r in rows],
         )
 
-    async def _follow_requests(self, conn: Connection, fresh: list[Mapping[str, Any]]) -> None:
-        """Confirmations, receipts and cancellations move the requests they name."""
+    async def _follow_requests(
+        self, conn: Connection, fresh: list[Mapping[str, Any]]
+    ) -> dict[int, int]:
+        """Confirmations, receipts and cancellations move the requests they name. Returns, by
+        the position of the entry that did it, the units of requests it took out of ``open``
+        (requested but not yet confirmed: part of the inventory position until then)."""
         moves = [e for e in fresh if str(e.get("reference", "")).startswith("RQ-")]
+        released: dict[int, int] = {}
         if not moves:
-            return
+            return released
         rows = await conn.fetch(
             "SELECT request_id, qty, status, confirmed_qty, received_qty FROM"
             " replenishment_requests WHERE request_id = ANY($1::text[]) ORDER BY request_id"
@@ -132,6 +189,7 @@ class ReplenisherStore:
             request = requests.get(e["reference"])
             if request is None:
                 continue
+            was_open = request["status"] == "open"
             d = e["deltas"]
             # A transfer raised by a request is sent with transfer_id = request_id: its units
             # coming in at the destination are its confirmation (the source's units leaving
@@ -147,6 +205,8 @@ class ReplenisherStore:
                 expected = request["confirmed_qty"] or request["qty"]
                 if request["received_qty"] >= expected and request["status"] != "cancelled":
                     request["status"] = "received"
+            if was_open and request["status"] != "open":
+                released[e["position"]] = released.get(e["position"], 0) + request["qty"]
         await conn.executemany(
             "UPDATE replenishment_requests SET status = $2, confirmed_qty = $3,"
             " received_qty = $4 WHERE request_id = $1",
@@ -155,59 +215,107 @@ class ReplenisherStore:
                 for r in requests.values()
             ],
         )
+        return released
 
     async def _decide(
-        self, conn: Connection, touched: list[ItemKey], last_event: dict[ItemKey, str]
+        self, conn: Connection, fresh: list[Mapping[str, Any]], released: dict[int, int]
     ) -> list[dict[str, Any]]:
+        """Each entry in turn, as if decided on alone: the inventory position moves by it, and
+        a request is raised where it falls to the reorder point (which then counts as
+        requested). So the requests do not depend on how the entries were batched: a replay at
+        any speed raises the same ones, with the same ids."""
+        touched = sorted({(e["sku"], e["location"]) for e in fresh})
         rows = await conn.fetch(
             _ITEMS
             + " JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)",
             [k[0] for k in touched],
             [k[1] for k in touched],
         )
-        items = {(r["sku"], r["location"]): r for r in rows}
+        items: dict[ItemKey, Mapping[str, Any]] = {(r["sku"], r["location"]): r for r in rows}
         policies = {k: self.policy_of(r) for k, r in items.items()}
-        figures = {k: figures_for(policies[k], forecast_of(r)) for k, r in items.items()}
-        positions = {
-            k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
-        }
-        # Whether a request is due does not depend on the other locations, which only choose
-        # between a transfer and a purchase: they are read for the few items that need one.
-        due = [
+        figures = {k: self.figures_of(r) for k, r in items.items()}
+        first_line: dict[ItemKey, tuple[date, int]] = {}
+        for e in fresh:
+            if e["kind"] == "commitment" and (qty := e["deltas"].get("committed", 0)) > 0:
+                first_line.setdefault(
+                    (e["sku"], e["location"]), (date.fromisoformat(_day(e["occurred_at"])), qty)
+                )
+        unplanned = [
             k
             for k in touched
-            if (f := figures[k]) is not None and order_quantity(policies[k], f, positions[k]) > 0
+            if k in items
+            and k in first_line
+            and policies[k].policy == "lines"
+            and items[k]["reorder_point"] is None
         ]
+        if unplanned:  # new since the last pass: planned now, from their first line
+            state = await planner_state(conn)
+            if state is not None:
+                firsts = {k: first_line[k] for k in unplanned}
+                planned = await plan_new_items(conn, firsts, state, self.line_settings)
+                for k, lines in planned.items():
+                    figures[k] = figures_for(policies[k], None, lines)
+        # The position before the batch, then entry by entry.
+        position = {
+            k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
+        }
+        for e in fresh:
+            key = (e["sku"], e["location"])
+            if key in position:
+                position[key] -= _moves_position(e, released)
+        due: list[tuple[ItemKey, int, int, str]] = []  # item, position, qty, at
+        for e in fresh:
+            key = (e["sku"], e["location"])
+            if key not in position:
+                continue
+            position[key] += _moves_position(e, released)
+            f = figures[key]
+            if f is None:
+                continue
+            qty = order_quantity(policies[key], f, position[key])
+            if qty > 0:
+                due.append((key, position[key], qty, e["occurred_at"]))
+                position[key] += qty  # requested, until confirmed
         if not due:
             return []
-        sources = await self._sources(conn, due)
+        sources = await self._sources(conn, sorted({k for k, _, _, _ in due}))
         raised = []
-        for key in due:
+        made = {k: items[k]["requests_made"] for k, _, _, _ in due}
+        for key, at_position, _, occurred_at in due:
             item_figures = figures[key]
             assert item_figures is not None
-            decision = decide(policies[key], item_figures, positions[key], sources[key])
+            decision = decide(policies[key], item_figures, at_position, sources[key])
             assert decision is not None
+            if decision.from_location is not None:  # its surplus is spoken for
+                for other in sources.values():
+                    for i, s in enumerate(other):
+                        if s.location == decision.from_location:
+                            other[i] = replace(s, available=s.available - decision.qty)
+            made[key] += 1
             message = await self._raise(
-                conn,
-                key,
-                items[key]["requests_made"] + 1,
-                policies[key],
-                decision,
-                positions[key],
-                last_event[key],
+                conn, key, made[key], policies[key], decision, at_position, occurred_at
             )
             raised.append(message)
         return raised
 
     async def _sources(self, conn: Connection, due: list[ItemKey]) -> dict[ItemKey, list[Source]]:
-        """The other locations of each item's sku, that could send it a transfer."""
+        """The other locations of each item's sku, that could send it a transfer: their
+        available units less what open transfer requests already ask of them."""
         rows = await conn.fetch(
-            _ITEMS + " WHERE i.sku = ANY($1::text[])", sorted({k[0] for k in due})
+            _ITEMS.replace(
+                "FROM replenisher_items i",
+                ", (SELECT coalesce(sum(t.qty), 0) FROM replenishment_requests t"
+                "   WHERE t.sku = i.sku AND t.from_location = i.location AND t.kind = 'transfer'"
+                "   AND t.status = 'open') AS promised FROM replenisher_items i",
+            )
+            + " WHERE i.sku = ANY($1::text[])",
+            sorted({k[0] for k in due}),
         )
         by_sku: dict[str, list[Source]] = defaultdict(list)
         for r in rows:
-            item_figures = figures_for(self.policy_of(r), forecast_of(r))
-            by_sku[r["sku"]].append(Source(r["location"], int(r["available"]), item_figures))
+            item_figures = self.figures_of(r)
+            available = int(r["available"] - r["promised"])
+            by_sku[r["sku"]].append(Source(r["location"], available, item_figures))
         return {k: [s for s in by_sku[k[0]] if s.location != k[1]] for k in due}
 
     async def _raise(

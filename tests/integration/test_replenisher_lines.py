@@ -1,0 +1,197 @@
+"""The ``lines`` policy in the replenisher's store, in event time, against PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from pydantic import SecretStr
+
+from services.ledger.app import create_service as create_ledger
+from services.projector.app import create_service as create_projector
+from services.replenisher.adapters.store import ReplenisherStore
+from services.replenisher.app import (
+    EventClock,
+    create_service,
+    default_policy,
+    in_event_time,
+    line_settings,
+    plan_pass,
+)
+from shared.settings import Settings
+from shared.topics import ORDERS, SCANS
+from tests import events as ev
+from tests.kafka_io import eventually, produce_events
+from tests.services import running, with_port
+
+TOKEN = "lines-t0ken"
+START = datetime(2011, 3, 1, 9, tzinfo=UTC)
+TABLES = (
+    "replenisher_items, demand_daily, demand_lines, replenishment_requests,"
+    " replenishment_plans, replenishment_planner, replenishment_forecasts, reorder_points"
+)
+
+
+def history(days: int = 45, seed: int = 7) -> list[dict[str, Any]]:
+    """Ledger entries as the relay publishes them: opening stock, then order lines of varied
+    sizes on most days for four items (a fifth appears on day 20), each shipped that day."""
+    rng = random.Random(seed)
+    entries: list[dict[str, Any]] = []
+    position = 0
+
+    def entry(sku: str, location: str, kind: str, at: datetime, **deltas: int) -> None:
+        nonlocal position
+        position += 1
+        entries.append(
+            {
+                "position": position,
+                "entry_id": f"e{position}",
+                "sku": sku,
+                "location": location,
+                "kind": kind,
+                "deltas": deltas,
+                "occurred_at": at.isoformat().replace("+00:00", "Z"),
+                "recorded_at": at.isoformat().replace("+00:00", "Z"),
+                "source_event_id": f"s{position}",
+                "source_type": "test",
+            }
+        )
+
+    items = [("MUG", "UK"), ("MUG", "EU"), ("JUG", "UK"), ("BIG", "UK")]
+    for sku, location in items:
+        entry(sku, location, "receipt", START - timedelta(hours=1), on_hand=40)
+    for day in range(days):
+        at = START + timedelta(days=day)
+        today = items + ([("NEW", "UK")] if day >= 20 else [])
+        for sku, location in today:
+            if rng.random() < 0.35:
+                continue
+            qty = 200 if sku == "BIG" and rng.random() < 0.2 else rng.choice((1, 1, 2, 3, 6))
+            entry(sku, location, "commitment", at, committed=qty)
+            entry(sku, location, "shipment", at + timedelta(hours=3), on_hand=-qty, committed=-qty)
+    return entries
+
+
+async def replay(
+    url: str, settings: Settings, entries: list[dict[str, Any]], batch: int
+) -> list[dict[str, Any]]:
+    """The entries through the store in batches of ``batch``, planning in event time; the
+    requests raised, with the planning passes' days."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
+    try:
+        await pool.execute(f"TRUNCATE {TABLES}")
+        store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
+        clock = EventClock(None, None, None)
+
+        async def decide(part: list[dict[str, Any]]) -> bool:
+            await store.apply(part)
+            return True
+
+        async def plan(day: date) -> bool:
+            await plan_pass(pool, settings, day)
+            return True
+
+        for at in range(0, len(entries), batch):
+            assert await in_event_time(entries[at : at + batch], clock, 7, decide, plan)
+        rows = await pool.fetch(
+            "SELECT request_id, event_id, sku, location, qty, kind, needed_by, reason"
+            " FROM replenishment_requests ORDER BY request_id"
+        )
+        return [dict(r) for r in rows]
+    finally:
+        await pool.close()
+
+
+async def test_the_same_history_in_any_batch_sizes_raises_the_same_requests(
+    database_url: str,
+) -> None:
+    settings = Settings(database_url=database_url)
+    entries = history()
+    one_go = await replay(database_url, settings, entries, 10_000)
+    small = await replay(database_url, settings, entries, 7)
+    singles = await replay(database_url, settings, entries, 1)
+    assert one_go, "the history must raise requests"
+    assert one_go == small == singles
+    assert all('"policy": "lines"' in r["reason"] for r in one_go)
+    # needed_by follows event time (the history's 2011), not the clock
+    assert all(r["needed_by"].year == 2011 for r in one_go)
+
+
+async def test_plans_follow_event_time_and_a_new_item_is_planned_from_its_first_line(
+    database_url: str,
+) -> None:
+    settings = Settings(database_url=database_url)
+    entries = history()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+    try:
+        store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
+        clock = EventClock(None, None, None)
+        passes: list[date] = []
+
+        async def decide(part: list[dict[str, Any]]) -> bool:
+            await store.apply(part)
+            return True
+
+        async def plan(day: date) -> bool:
+            passes.append(day)
+            await plan_pass(pool, settings, day)
+            return True
+
+        first_new = next(i for i, e in enumerate(entries) if e["sku"] == "NEW")
+        assert await in_event_time(entries[: first_new + 1], clock, 7, decide, plan)
+        new = await pool.fetchrow(
+            "SELECT reorder_point, order_up_to, planned_for FROM replenishment_plans"
+            " WHERE sku = 'NEW' AND location = 'UK'"
+        )
+        assert new is not None  # planned at its first line, not at the next pass
+        assert new["planned_for"] == date.fromisoformat(entries[first_new]["occurred_at"][:10])
+        assert new["order_up_to"] > new["reorder_point"]
+        assert await in_event_time(entries[first_new + 1 :], clock, 7, decide, plan)
+    finally:
+        await pool.close()
+    # the first day once over, then each day whose ordinal is a multiple
+    # of 7 once a later day has been seen
+    assert passes[0] == date(2011, 3, 1)
+    assert all(d.toordinal() % 7 == 0 for d in passes[1:])
+    assert passes == sorted(set(passes))
+    assert passes[-1] < date(2011, 3, 1) + timedelta(days=45)
+
+
+async def test_the_policy_endpoint_shows_the_plan_in_whole_units(settings: Settings) -> None:
+    """Orders over several days through the running services: the replenisher plans as the
+    history's days pass, and GET /v1/policies shows the figures the item is decided by."""
+    settings = with_port(settings.model_copy(update={"api_token": SecretStr(TOKEN)}))
+    events = [ev.received("MUG", "UK", 50, occurred_at="2011-03-01T08:00:00Z")]
+    for day in range(1, 10):
+        at = f"2011-03-{day:02d}T10:00:00Z"
+        events.append(ev.placed(f"O{day}", "UK", [("1", "MUG", 1 + day % 3)], occurred_at=at))
+    async with (
+        running(create_ledger(settings)),
+        running(create_projector(settings)),
+        running(create_service(settings)),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}") as client,
+    ):
+        await produce_events(
+            settings.kafka_bootstrap_servers, settings.topic_prefix + SCANS, events[:1]
+        )
+        await produce_events(
+            settings.kafka_bootstrap_servers, settings.topic_prefix + ORDERS, events[1:]
+        )
+
+        async def planned() -> bool:
+            r = await client.get("/v1/policies", params={"sku": "MUG", "location": "UK"})
+            return r.status_code == 200 and r.json()["plan"] is not None
+
+        await eventually(planned)
+        body = (await client.get("/v1/policies", params={"sku": "MUG", "location": "UK"})).json()
+    assert body["policy"]["policy"] == "lines"
+    plan = body["plan"]
+    assert isinstance(plan["reorder_point"], int)
+    assert isinstance(plan["order_up_to"], int)
+    assert 0 <= plan["expected_line_fill"] <= 1
+    assert set(plan["lead_time_demand_quantiles"]) == {"p50", "p90", "p99"}
+    assert plan["planned_for"].startswith("2011-03")
+    assert body["figures"]["reorder_point"] == plan["reorder_point"]
