@@ -27,11 +27,10 @@ import orjson
 from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from bench.retail import DATA, retail_events
 
-from . import frontier
+from . import frontier, report
 from .closed_loop import SimConfig, in_range, simulate
 
 POLICIES = ("lines", "normal", "static", "min_max")
@@ -119,18 +118,8 @@ def main() -> None:
         results.append(summary)
 
     where = "through the stack" if args.through_stack else "closed loop"
-    table = Table(title=f"{where} on {args.csv.name}, lead time {args.lead_time_days} d")
-    for column in ("policy", "line fill rate", "avg units held", "requests", "stockout item-days"):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(
-            r["policy"],
-            f"{r['line_fill_rate']:.3f}",
-            f"{r['average_units_held']:,.0f}",
-            f"{r['requests']:,}",
-            f"{r['stockout_item_days']:,}",
-        )
-    console.print(table)
+    title = f"{where} on {args.csv.name}, lead time {args.lead_time_days} d"
+    console.print(report.results_table(results, title))
     args.json.write_text(
         json.dumps(
             {"options": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2
@@ -148,61 +137,18 @@ def run_frontier(
     console: Console,
 ) -> None:
     split = frontier.split_day(events, args.split_months) if args.split_months else None
-    base = replace(base, report_from=split)
-    runs = sum(len(frontier.SETTINGS[p]) for p in policies)
-    with Progress(
-        TextColumn("frontier"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(),
+    report.frontier_report(
+        events,
+        base,
+        policies,
+        split=split,
+        jobs=args.jobs,
+        plot=args.plot,
+        json_path=args.json,
+        title=f"{args.csv.name}: lead time {args.lead_time_days} d",
+        options={k: str(v) for k, v in vars(args).items()},
         console=console,
-    ) as progress:
-        task = progress.add_task("frontier", total=runs, last="")
-
-        def step(point: dict[str, Any]) -> None:
-            figures = point["all"]
-            progress.update(
-                task,
-                advance=1,
-                last=f"{point['policy']} {point['setting']:g}: fill"
-                f" {figures['line_fill_rate']:.3f}, {figures['average_units_held']:,.0f} units",
-            )
-
-        points = frontier.sweep(events, base, policies, jobs=args.jobs, progress=step)
-    periods = ("all", "early", "late") if split else ("all",)
-    report = {p: frontier.comparison(points, p) for p in periods}
-    for period in periods:
-        table = Table(title=f"units needed at each line fill rate: {period}")
-        table.add_column("line fill")
-        for policy in policies:
-            table.add_column(policy, justify="right")
-        table.add_column("lines vs best baseline", justify="right")
-        for fill, row in report[period].items():
-            saving = row["lines_saving"]
-            table.add_row(
-                fill,
-                *("-" if row["units"].get(p) is None else f"{row['units'][p]:,}" for p in policies),
-                "-" if saving is None else f"{saving:.1%} fewer",
-            )
-        console.print(table)
-    title = f"{args.csv.name}: lead time {args.lead_time_days} d" + (
-        f", split at {split}" if split else ""
     )
-    frontier.plot(points, args.plot, title)
-    args.json.write_text(
-        json.dumps(
-            {
-                "options": {k: str(v) for k, v in vars(args).items()},
-                "split": str(split) if split else None,
-                "points": points,
-                "units_at_fill": report,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    console.print(f"written: {args.json}, {args.plot}")
 
 
 def through_stack(

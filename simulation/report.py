@@ -1,0 +1,101 @@
+"""How a comparison of policies is shown and written: the table of one run per policy, and the
+frontier (every policy at each of its settings, with a progress bar, the tables of units needed at
+each fill rate, the JSON and the PNG). Shared by ``python -m simulation`` and
+``stockledger backtest``, which differ only in where the history comes from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import frontier
+from .closed_loop import SimConfig
+
+
+def results_table(results: list[dict[str, Any]], title: str) -> Table:
+    """One row per policy run: line fill rate, average units held, requests, stockout days."""
+    table = Table(title=title)
+    for column in ("policy", "line fill rate", "avg units held", "requests", "stockout item-days"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            r["policy"],
+            f"{r['line_fill_rate']:.3f}",
+            f"{r['average_units_held']:,.0f}",
+            f"{r['requests']:,}",
+            f"{r['stockout_item_days']:,}",
+        )
+    return table
+
+
+def frontier_report(
+    events: list[dict[str, Any]],
+    base: SimConfig,
+    policies: tuple[str, ...],
+    *,
+    split: date | None,
+    jobs: int,
+    plot: Path,
+    json_path: Path,
+    title: str,
+    options: dict[str, str],
+    console: Console,
+) -> dict[str, Any]:
+    """Sweep every policy's settings over ``events`` (figures from ``split`` on reported apart as
+    well), print the units each needs at each fill rate, and write the JSON and the PNG; returns
+    what the JSON holds."""
+    base = replace(base, report_from=split)
+    runs = sum(len(frontier.SETTINGS[p]) for p in policies)
+    with Progress(
+        TextColumn("frontier"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("frontier", total=runs, last="")
+
+        def step(point: dict[str, Any]) -> None:
+            figures = point["all"]
+            progress.update(
+                task,
+                advance=1,
+                last=f"{point['policy']} {point['setting']:g}: fill"
+                f" {figures['line_fill_rate']:.3f}, {figures['average_units_held']:,.0f} units",
+            )
+
+        points = frontier.sweep(events, base, policies, jobs=jobs, progress=step)
+    periods = ("all", "early", "late") if split else ("all",)
+    report = {p: frontier.comparison(points, p) for p in periods}
+    for period in periods:
+        table = Table(title=f"units needed at each line fill rate: {period}")
+        table.add_column("line fill")
+        for policy in policies:
+            table.add_column(policy, justify="right")
+        table.add_column("lines vs best baseline", justify="right")
+        for fill, row in report[period].items():
+            saving = row["lines_saving"]
+            table.add_row(
+                fill,
+                *("-" if row["units"].get(p) is None else f"{row['units'][p]:,}" for p in policies),
+                "-" if saving is None else f"{saving:.1%} fewer",
+            )
+        console.print(table)
+    frontier.plot(points, plot, title + (f", split at {split}" if split else ""))
+    written = {
+        "options": options,
+        "split": str(split) if split else None,
+        "points": points,
+        "units_at_fill": report,
+    }
+    json_path.write_text(json.dumps(written, indent=2) + "\n")
+    console.print(f"written: {json_path}, {plot}")
+    return written
