@@ -1,8 +1,8 @@
 """``stockledger``: the operator's command line (``stockledger COMMAND --help`` for each).
 
 It talks to the running suite as a client would: events go to Kafka, questions to the HTTP API
-(``STOCKLEDGER_API`` or http://127.0.0.1:8080). Rebuild and forecast run against PostgreSQL
-directly, like the services' own commands.
+(``STOCKLEDGER_API`` or http://127.0.0.1:8080). Rebuild, forecast and backtest run against
+PostgreSQL directly, like the services' own commands.
 """
 
 from __future__ import annotations
@@ -115,6 +115,37 @@ def show_levels(body: Any) -> None:
     console.print(table)
 
 
+def backtest(args: argparse.Namespace, settings: Settings) -> None:
+    from simulation import backtest as bt
+
+    try:
+        policies = bt.parse_policies(args.policy)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(2)
+    if args.months is not None and args.months < 1:
+        console.print("[red]--months must be at least 1[/]")
+        sys.exit(2)
+    options = bt.Options(
+        policies=policies,
+        months=args.months,
+        point=args.point,
+        split_months=args.split_months,
+        jobs=args.jobs,
+        json_path=args.json,
+        plot=args.plot,
+        lead_time_days=args.lead_time_days,
+        review_days=args.review_days,
+    )
+    try:
+        bt.backtest(settings.database_dsn(), options, console)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            console.print(f"[red]{exc.code}[/]")
+            sys.exit(1)
+        raise
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stockledger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +176,42 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sku")
     p.add_argument("--location")
     commands.add_parser("forecast", help="recompute every forecast now")
+    p = commands.add_parser(
+        "backtest",
+        help="what replenishment policies would have done on the demand the ledger recorded",
+        description="Rebuild the orders, shipments, cancellations and adjustments the ledger"
+        " (PostgreSQL, DATABASE_URL) recorded and run the closed-loop simulation on them: by"
+        " default each policy at several settings (fill against units held: a table, the JSON"
+        " and a PNG), with --point once per policy at its default setting.",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        help="lines, normal, static, min_max (repeat it, or a comma list; default: all four)",
+    )
+    p.add_argument("--months", type=int, help="the last N months of the ledger's event time")
+    p.add_argument("--point", action="store_true", help="one run per policy, default setting")
+    p.add_argument(
+        "--split-months",
+        type=int,
+        default=4,
+        help="report the months after the first N apart (0: no split; default: %(default)s)",
+    )
+    p.add_argument("--jobs", type=int, default=2, help="processes (default: %(default)s)")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=Path("backtest-results.json"),
+        help="where to write the figures (default: %(default)s)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("backtest-frontier.png"),
+        help="the frontier's PNG (default: %(default)s)",
+    )
+    p.add_argument("--lead-time-days", type=int, default=7, help="(default: %(default)s)")
+    p.add_argument("--review-days", type=int, default=7, help="(default: %(default)s)")
     commands.add_parser(
         "simulate", help="compare replenishment policies (see its own --help)", add_help=False
     )
@@ -237,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         from services.replenisher.__main__ import forecast_now
 
         asyncio.run(forecast_now(settings))
+    elif args.command == "backtest":
+        backtest(args, settings)
 
 
 if __name__ == "__main__":
