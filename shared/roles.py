@@ -2,7 +2,7 @@
 passwords, and the URL each service connects with.
 
 ``python -m shared.roles passwords`` lets each role log in with the password in
-``PG_<SERVICE>_PASSWORD`` (LEDGER, PROJECTOR, API, REPLENISHER; unset ones are left alone),
+``PG_<SERVICE>_PASSWORD`` (LEDGER, PROJECTOR, API, REPLENISHER, GATEWAY; unset ones are left alone),
 connecting as the owner in ``DATABASE_URL``. The server receives a SCRAM verifier computed here,
 never the password itself, so the password cannot reach its log. ``python -m shared.roles url
 SERVICE`` prints ``DATABASE_URL`` with the service's role and password in place of the owner's.
@@ -30,6 +30,7 @@ ROLES = {
     "projector": "stockledger_projector",
     "api": "stockledger_api",
     "replenisher": "stockledger_replenisher",
+    "gateway": "stockledger_gateway",  # migration 0021_gateway.sql
 }
 SCRAM_ITERATIONS = 4096
 

@@ -91,6 +91,42 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port for /metrics of services without the API."
     )
+    gateway_port: int = Field(
+        default=8084, ge=0, le=65535, description="Port of the HTTP gateway (services.gateway)."
+    )
+    shopify_webhook_secret: SecretStr = Field(
+        default=SecretStr("dev-shopify-secret"),
+        description="Key of the Shopify webhooks' X-Shopify-Hmac-Sha256 (the app's client secret).",
+    )
+    shopify_locations: dict[str, str] = Field(
+        default_factory=dict,
+        description='Shopify location id -> our location code, as JSON ({"655441491": "UK"}).',
+    )
+    shopify_default_location: str = Field(
+        default="main", description="Location of Shopify orders whose location is not mapped."
+    )
+    shopify_return_condition: Literal["sellable", "damaged", "inspect"] = Field(
+        default="inspect", description="Condition of units a Shopify refund restocks."
+    )
+    woocommerce_webhook_secret: SecretStr = Field(
+        default=SecretStr("dev-woocommerce-secret"),
+        description="Secret of the WooCommerce webhooks' X-WC-Webhook-Signature.",
+    )
+    woocommerce_location: str = Field(
+        default="main", description="Location of WooCommerce orders (WooCommerce has one)."
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, description="How long an outbound webhook delivery is retried."
+    )
+    webhook_backoff_initial_s: float = Field(
+        default=5.0, gt=0, description="First wait before retrying a delivery (doubles, +jitter)."
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two attempts of a delivery."
+    )
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long a receiver may take to answer one attempt."
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     db_pool_size: int = Field(default=4, ge=1, description="PostgreSQL connections per service.")
     db_keepalives_idle_s: int = Field(
@@ -178,6 +214,10 @@ class Settings(BaseSettings):
         """Every secret the settings hold, as it could appear in text: the API token, the SASL
         password, and the database URLs and their passwords (as written and decoded)."""
         values = [self.api_token.get_secret_value(), self.kafka_sasl_password.get_secret_value()]
+        values += [
+            self.shopify_webhook_secret.get_secret_value(),
+            self.woocommerce_webhook_secret.get_secret_value(),
+        ]
         for url in (self.database_url, self.api_database_url):
             if url is not None:
                 parts = urlsplit(url.get_secret_value())

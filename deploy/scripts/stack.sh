@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local stack: Kafka, PostgreSQL, migrations, topics and the three services, in the background.
+# The local stack: Kafka, PostgreSQL, migrations, topics and the services, in the background.
 #   stack.sh infra   Kafka + PostgreSQL + migrations + topics (what the tests need)
 #   stack.sh up      infra, then the services; returns once everything answers
 #   stack.sh down    stop the services, Kafka and PostgreSQL, keeping their data
@@ -16,6 +16,7 @@ SERVICES=(
   "relay:services.ledger.relay:${STOCKLEDGER_RELAY_METRICS_PORT:-8083}"
   "projector:services.projector:${STOCKLEDGER_HTTP_PORT:-8080}"
   "replenisher:services.replenisher:${STOCKLEDGER_REPLENISHER_METRICS_PORT:-8082}"
+  "gateway:services.gateway:${STOCKLEDGER_GATEWAY_PORT:-8084}:STOCKLEDGER_GATEWAY_PORT=${STOCKLEDGER_GATEWAY_PORT:-8084}"
 )
 
 # An address given in the environment means an existing server: it is used, not started.
@@ -27,7 +28,7 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://${PG_USER:-stockledger}:${PG_P
 # Each service connects as its own PostgreSQL role (migration 0004_roles.sql), with the password
 # in PG_<SERVICE>_PASSWORD, or else one generated once for this stack and kept, readable by its
 # owner only, in $STATE_DIR/secrets/pg-<service>.
-ROLE_SERVICES=(ledger projector api replenisher)
+ROLE_SERVICES=(ledger projector api replenisher gateway)
 SECRETS_DIR="$STATE_DIR/secrets"
 
 export_role_passwords() {
@@ -117,7 +118,7 @@ stop_services() {
 
 case "${1:-}" in
   infra) infra ;;
-  up) infra; start_services; say "stack: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, API http://127.0.0.1:${STOCKLEDGER_HTTP_PORT:-8080})" ;;
+  up) infra; start_services; say "stack: up (Kafka 127.0.0.1:${KAFKA_PORT:-9092}, API http://127.0.0.1:${STOCKLEDGER_HTTP_PORT:-8080}, gateway http://127.0.0.1:${STOCKLEDGER_GATEWAY_PORT:-8084})" ;;
   down)
     stop_services
     [ -n "$EXTERNAL_KAFKA" ] || "$SCRIPTS/kafka.sh" stop

@@ -21,7 +21,13 @@ GRAFANA_DASHBOARDS = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards"
 
 OUR_PACKAGES = ("services.", "shared.")
 PYTHON_MODULE = re.compile(r"\bpython3?\s+-m\s+([A-Za-z_][\w.]*)")
-SERVICE_PORTS = {"ledger": 8081, "relay": 8083, "projector": 8080, "replenisher": 8082}
+SERVICE_PORTS = {
+    "ledger": 8081,
+    "relay": 8083,
+    "projector": 8080,
+    "replenisher": 8082,
+    "gateway": 8084,
+}
 
 
 def load_yaml(path: Path) -> Any:
@@ -75,7 +81,7 @@ def scrape_targets(config_file: Path) -> dict[str, list[str]]:
 
 def test_compose_runs_our_code_in_the_services_and_the_init_job(services):
     runners = {name for name, service in services.items() if modules_run_by(service)}
-    assert {"init", "ledger", "projector", "replenisher"} <= runners
+    assert {"init", "ledger", "projector", "replenisher", "gateway"} <= runners
 
 
 def test_every_module_the_compose_file_runs_exists_in_the_tree(services):
@@ -156,7 +162,11 @@ def test_the_compose_prometheus_config_scrapes_every_service_by_name():
 def test_compose_serves_each_service_on_the_port_prometheus_scrapes(services):
     for name, port in SERVICE_PORTS.items():
         env = environment_of(services[name])
-        served = env.get("STOCKLEDGER_METRICS_PORT") or env.get("STOCKLEDGER_HTTP_PORT")
+        served = (
+            env.get("STOCKLEDGER_METRICS_PORT")
+            or env.get("STOCKLEDGER_HTTP_PORT")
+            or env.get("STOCKLEDGER_GATEWAY_PORT")
+        )
         assert served == str(port), name
         assert env.get("STOCKLEDGER_HTTP_HOST") == "0.0.0.0", name
 
@@ -197,8 +207,8 @@ def test_each_service_connects_to_postgres_with_its_own_role(services):
     def user(service: str, variable: str = "DATABASE_URL") -> str | None:
         return urlsplit(environment_of(services[service])[variable]).username
 
-    assert {s: user(s) for s in ("ledger", "projector", "replenisher")} == {
-        s: ROLES[s] for s in ("ledger", "projector", "replenisher")
+    assert {s: user(s) for s in ("ledger", "projector", "replenisher", "gateway")} == {
+        s: ROLES[s] for s in ("ledger", "projector", "replenisher", "gateway")
     }
     assert user("projector", "STOCKLEDGER_API_DATABASE_URL") == ROLES["api"]
     init = services["init"]

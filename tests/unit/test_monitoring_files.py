@@ -17,6 +17,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from services.gateway.metrics import GatewayMetrics
 from services.ledger.metrics import LedgerMetrics
 from services.projector.metrics import ProjectorMetrics
 from services.replenisher.metrics import ReplenisherMetrics
@@ -27,7 +28,7 @@ RULES_FILE = PROMETHEUS_DIR / "rules" / "stockledger.yml"
 RULE_TESTS_FILE = PROMETHEUS_DIR / "tests" / "stockledger_test.yml"
 DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 DASHBOARDS = {"stock-overview.json": "Stock overview", "pipeline-health.json": "Pipeline health"}
-JOBS = {"ledger", "relay", "projector", "replenisher"}
+JOBS = {"ledger", "relay", "projector", "replenisher", "gateway"}
 DATASOURCE_UID = "prometheus"
 
 # Series Prometheus makes itself, not the services.
@@ -97,7 +98,7 @@ def _family_sample_names(family_name: str, kind: str) -> set[str]:
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name the three services can expose.
+    """Every sample name the services can expose.
 
     A labelled metric shows no sample before its first use, so its names follow from its type.
     """
@@ -106,6 +107,7 @@ def exported_metric_names() -> set[str]:
         LedgerMetrics.create().registry,
         ProjectorMetrics.create().registry,
         ReplenisherMetrics.create().registry,
+        GatewayMetrics.create().registry,
     ]
     for registry in registries:
         for family in registry.collect():

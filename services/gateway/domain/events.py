@@ -1,0 +1,73 @@
+"""Input events the gateway builds, and where each goes. Pure: no I/O.
+
+An event is a plain dict in the contract's envelope; :func:`routed` names its input topic and key
+(the keys the contract recommends), :func:`event_id` derives its id from what the sender gave,
+so that a retried or duplicated delivery yields the same id and the ledger applies it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.topics import ORDERS, REPLENISHMENT_UPDATES, SCANS
+
+NAMESPACE = uuid.UUID("5f0c3c6e-2b7e-4a7e-9a51-6a0b3f6c1d20")
+"""The namespace of every id the gateway derives (uuid5); fixed forever, ids depend on it."""
+
+
+def event_id(*parts: object) -> str:
+    """A deterministic id of the parts (joined with a separator no part is expected to hold)."""
+    return str(uuid.uuid5(NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def envelope(
+    id_: str, type_: str, occurred_at: str, source: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "event_id": id_,
+        "type": type_,
+        "schema_version": 1,
+        "occurred_at": occurred_at,
+        "source": source[:256],
+        "data": data,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    topic: str  # the contract's name, without the deployment's prefix
+    key: str
+    event: dict[str, Any]
+
+
+def routed(event: dict[str, Any]) -> Routed:
+    """The topic and key of a contract event (already validated)."""
+    kind: str = event["type"]
+    data = event["data"]
+    if kind.startswith("order."):
+        return Routed(ORDERS, str(data["order_id"]), event)
+    if kind.startswith("replenishment."):
+        return Routed(REPLENISHMENT_UPDATES, str(data["request_id"]), event)
+    location = data.get("location") or data.get("from_location")
+    return Routed(SCANS, f"{location}|{data['sku']}", event)
+
+
+def rfc3339(value: object, fallback: str) -> str:
+    """``value`` when it is a time with an offset; a naive one is taken as UTC (WooCommerce's
+    ``*_gmt`` fields); anything else gives ``fallback``."""
+    if not isinstance(value, str) or not value:
+        return fallback
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return fallback
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,89 @@
+"""The gateway's Prometheus metrics (no per-SKU or per-order labels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    registry: CollectorRegistry
+    webhooks: Counter
+    signature_failures: Counter
+    unhandled: Counter
+    skipped_lines: Counter
+    published: Counter
+    refused: Counter
+    deliveries: Counter
+    retries: Counter
+    delivery_lag: Histogram
+    pending: Gauge
+    oldest_failing: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
+        r = registry or CollectorRegistry()
+        p = "stockledger_gateway_"
+        return cls(
+            registry=r,
+            webhooks=Counter(
+                p + "webhooks_received",
+                "Webhooks received with a valid signature, by source and topic.",
+                ["source", "topic"],
+                registry=r,
+            ),
+            signature_failures=Counter(
+                p + "signature_failures",
+                "Webhooks refused (401) for a missing or wrong signature.",
+                ["source"],
+                registry=r,
+            ),
+            unhandled=Counter(
+                p + "webhooks_unhandled",
+                "Verified webhooks of a topic or status that maps to no event (answered 200).",
+                ["source", "topic"],
+                registry=r,
+            ),
+            skipped_lines=Counter(
+                p + "lines_skipped",
+                "Order or refund lines left out of the events, by source and reason.",
+                ["source", "reason"],
+                registry=r,
+            ),
+            published=Counter(
+                p + "events_published",
+                "Input events Kafka acknowledged, by topic and origin.",
+                ["topic", "origin"],
+                registry=r,
+            ),
+            refused=Counter(
+                p + "events_refused",
+                "Events refused by POST /v1/events, by error.reason.",
+                ["reason"],
+                registry=r,
+            ),
+            deliveries=Counter(
+                p + "delivery_attempts",
+                "Outbound webhook attempts by outcome: delivered, retry (failed, tried again), "
+                "failed (given up).",
+                ["outcome"],
+                registry=r,
+            ),
+            retries=Counter(
+                p + "delivery_retries", "Outbound webhook attempts after the first.", registry=r
+            ),
+            delivery_lag=Histogram(
+                p + "delivery_lag_seconds",
+                "From a delivery's recording to its receiver's 2xx.",
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+                registry=r,
+            ),
+            pending=Gauge(p + "deliveries_pending", "Deliveries not yet delivered.", registry=r),
+            oldest_failing=Gauge(
+                p + "oldest_failing_delivery_seconds",
+                "Age of the oldest pending delivery that has failed an attempt (0: none).",
+                registry=r,
+            ),
+        )
