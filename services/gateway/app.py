@@ -10,7 +10,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from shared.http import error, health_routes, serve_http
 from shared.kafka import Assignment, batch_consumer, producer, start_client
@@ -24,6 +25,7 @@ from .adapters.publisher import Publisher
 from .adapters.store import GatewayStore
 from .api.endpoints import endpoint_routes
 from .api.events import event_routes
+from .api.openapi import openapi_document
 from .api.webhooks import webhook_routes
 from .metrics import GatewayMetrics
 
@@ -55,6 +57,7 @@ class GatewayService:
             *webhook_routes(s, publisher, self.metrics),
             *event_routes(s, publisher, store, self.metrics),
             *endpoint_routes(s, store),
+            Route("/openapi.json", self._openapi),
         ]
 
         async def failed(request: Request, exc: Exception) -> Response:
@@ -62,6 +65,9 @@ class GatewayService:
             return error(503, "unavailable", "Kafka or PostgreSQL did not answer; try again")
 
         return Starlette(routes=routes, exception_handlers={Exception: failed})
+
+    async def _openapi(self, _: Request) -> Response:
+        return JSONResponse(openapi_document())
 
     async def run(self) -> None:
         s = self.settings

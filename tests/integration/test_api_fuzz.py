@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import pytest
 import requests
 import schemathesis
@@ -33,13 +34,15 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
 
+from services.gateway.app import create_service as create_gateway
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
 from shared.settings import Settings
 
 from .. import events as ev
+from ..gateway_fixtures import shopify_headers, shopify_order, woo_headers
 from ..kafka_io import eventually
-from ..services import running, with_port
+from ..services import free_port, running, with_port
 from .test_projector import caught_up, publish
 
 pytestmark = [
@@ -335,3 +338,94 @@ async def test_no_generated_request_gets_a_server_error_or_a_shapeless_error(
     assert not found.auth, "\n\n".join(found.auth[:10]) + "\n" + report
     assert found.total() >= 10 * CASES, report
     print(report)  # shown with -s or -rP
+
+
+def fuzz_gateway(document: dict[str, Any], base_url: str) -> Findings:
+    """Every gateway operation, positive and negative, with the right token, none and a wrong
+    one; then signed webhooks of generated bodies, which pass the signature and reach the
+    mappings. Runs in a worker thread."""
+    schema = schemathesis.openapi.from_dict(document)
+    found = Findings()
+    deadline = time.monotonic() + BUDGET_S
+    with requests.Session() as session:
+        session.trust_env = False
+        for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                found.bad_errors.append(f"invalid operation in the document: {result.err()}")
+                continue
+            operation = result.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                for authorization in AUTH.values():
+                    fuzz_operation(
+                        operation, mode, base_url, session, found, deadline, authorization
+                    )
+        signed_webhooks(base_url, session, found)
+    return found
+
+
+def signed_webhooks(base_url: str, session: requests.Session, found: Findings) -> None:
+    """Odd bodies under valid signatures: whatever a shop sends, no 5xx."""
+    order = shopify_order()
+    bodies: list[Any] = [
+        {},
+        [],
+        None,
+        "x",
+        {"id": None, "line_items": None},
+        {"id": 1, "line_items": [{"id": 2, "sku": "a" * 65, "quantity": 1}]},
+        {"id": 1, "line_items": [{"id": 2, "sku": " padded ", "quantity": 1}]},
+        {"id": 1, "line_items": [{"id": 2, "sku": "S", "quantity": 10**12}]},
+        {"id": 1, "line_items": [{"id": None, "sku": "S", "quantity": 1}] * 2},
+        {"id": 1, "created_at": "not a time", "line_items": order["line_items"]},
+        {"id": 1, "refund_line_items": [{"restock_type": "return", "line_item": "x"}]},
+        {"id": 1, "refund_line_items": [{"restock_type": "cancel"}] * 2},
+        {"id": 1, "status": "completed", "line_items": [{"id": 3, "sku": "S", "quantity": 1}]},
+        order,
+    ]
+    for n, body in enumerate(bodies):
+        raw = orjson.dumps(body)
+        for topic in ("orders/create", "orders/cancelled", "fulfillments/create", "refunds/create"):
+            headers = shopify_headers(raw, topic, f"fuzz-{n}", "dev-shopify-secret")
+            answer = session.post(
+                base_url + "/v1/webhooks/shopify", data=raw, headers=headers, timeout=10
+            )
+            found.inspect(
+                f"POST shopify {topic} signed",
+                answer.status_code,
+                content_type(answer),
+                answer.content,
+                raw.decode()[:300],
+            )
+        for topic in ("order.created", "order.updated"):
+            headers = woo_headers(raw, topic, "dev-woocommerce-secret")
+            answer = session.post(
+                base_url + "/v1/webhooks/woocommerce", data=raw, headers=headers, timeout=10
+            )
+            found.inspect(
+                f"POST woocommerce {topic} signed",
+                answer.status_code,
+                content_type(answer),
+                answer.content,
+                raw.decode()[:300],
+            )
+
+
+async def test_no_generated_request_to_the_gateway_gets_a_server_error_or_a_shapeless_error(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(
+        update={"api_token": SecretStr(TOKEN), "gateway_port": free_port()}
+    )
+    base_url = f"http://127.0.0.1:{settings.gateway_port}"
+    async with running(create_gateway(settings)):
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            document = (await client.get("/openapi.json")).json()
+        started = time.monotonic()
+        found = await asyncio.to_thread(fuzz_gateway, document, base_url)
+    report = found.report(time.monotonic() - started)
+
+    assert not found.server_errors, "\n\n".join(found.server_errors[:10]) + "\n" + report
+    assert not found.bad_errors, "\n\n".join(found.bad_errors[:10]) + "\n" + report
+    assert not found.auth, "\n\n".join(found.auth[:10]) + "\n" + report
+    assert found.total() >= 10 * CASES, report
+    print(report)
