@@ -1,0 +1,211 @@
+"""``python -m bench.gateway``: the gateway's rates on this machine, against the local Kafka and
+PostgreSQL (``make up`` or ``stack.sh infra``), in a scratch database and topics.
+
+1. Signed Shopify webhooks per second: ``orders/create`` deliveries, each of its own order and
+   webhook id, sent by ``--concurrency`` clients; each answer comes after Kafka acknowledged.
+2. Outbound deliveries per second: ``--deliveries`` replenishment requests published to
+   ``replenishment.requests.v1`` (spread over 500 items), delivered signed to one local receiver
+   that answers 204; from the first publish to the last delivery taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.gateway.domain.signatures import new_secret
+from shared.http import serve_http
+from shared.kafka import client_options
+from shared.settings import Settings
+from shared.topics import REPLENISHMENT_REQUESTS
+
+from .processes import RESULTS, ServiceProcess, free_port, write_results
+from .scratch import scratch_stack
+
+TOKEN = "bench-token"  # noqa: S105 - a scratch gateway's, gone after the run
+SECRET = "bench-shopify-secret"  # noqa: S105
+
+
+def order(order_id: int) -> dict[str, Any]:
+    """An orders/create body with the fields the gateway reads (Shopify's REST order shape)."""
+    return {
+        "id": order_id,
+        "created_at": "2026-11-30T10:15:00-05:00",
+        "location_id": None,
+        "line_items": [
+            {"id": order_id * 10 + n, "sku": f"B{(order_id + n) % 500}", "quantity": 1 + n}
+            for n in range(3)
+        ],
+    }
+
+
+def signed(body: bytes, webhook_id: str) -> dict[str, str]:
+    digest = hmac.digest(SECRET.encode(), body, hashlib.sha256)
+    return {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+        "X-Shopify-Shop-Domain": "bench.myshopify.com",
+        "X-Shopify-Webhook-Id": webhook_id,
+        "Content-Type": "application/json",
+    }
+
+
+async def webhooks_per_second(port: int, count: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(count):
+        queue.put_nowait(n)
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            while not queue.empty():
+                n = queue.get_nowait()
+                body = orjson.dumps(order(10_000_000 + n))
+                headers = signed(body, f"bench-{n}")
+                started = time.perf_counter()
+                answer = await http.post("/v1/webhooks/shopify", content=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                assert answer.status_code == 200, answer.text
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {
+        "webhooks": count,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 3),
+        "per_second": round(count / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 2),
+    }
+
+
+async def deliveries_per_second(settings: Settings, port: int, count: int) -> dict[str, Any]:
+    taken: set[str] = set()
+    done = asyncio.Event()
+
+    async def hook(request: Request) -> Response:
+        await request.body()
+        taken.add(request.headers["webhook-id"])
+        if len(taken) >= count:
+            done.set()
+        return Response(status_code=204)
+
+    receiver_port, stopping = free_port(), asyncio.Event()
+    receiver = asyncio.create_task(
+        serve_http(
+            Starlette(routes=[Route("/", hook, methods=["POST"])]),
+            "127.0.0.1",
+            receiver_port,
+            stopping,
+        )
+    )
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        answer = await http.put(
+            "/v1/webhooks/endpoints",
+            params={"name": "bench"},
+            content=orjson.dumps(
+                {"url": f"http://127.0.0.1:{receiver_port}/", "secret": new_secret()}
+            ),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 201, answer.text
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True, linger_ms=20)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for n in range(count):
+            sku, location = f"B{n % 500}", "main"
+            event = {
+                "event_id": str(uuid.uuid4()),
+                "type": "replenishment.requested",
+                "schema_version": 1,
+                "occurred_at": "2026-12-01T00:00:00Z",
+                "data": {
+                    "request_id": f"b-{n}",
+                    "sku": sku,
+                    "location": location,
+                    "qty": 5,
+                    "kind": "purchase",
+                    "needed_by": "2026-12-08T00:00:00Z",
+                    "reason": {},
+                },
+            }
+            futures.append(
+                await producer.send(
+                    settings.topic_prefix + REPLENISHMENT_REQUESTS,
+                    orjson.dumps(event),
+                    key=f"{location}|{sku}".encode(),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    async with asyncio.timeout(600):
+        await done.wait()
+    elapsed = time.perf_counter() - started
+    stopping.set()
+    await receiver
+    return {
+        "deliveries": count,
+        "items": 500,
+        "seconds": round(elapsed, 3),
+        "per_second": round(count / elapsed, 1),
+    }
+
+
+async def main(webhooks: int, deliveries: int, concurrency: int) -> dict[str, Any]:
+    RESULTS.mkdir(exist_ok=True)
+    async with scratch_stack(Settings(), keep=False) as (settings, _, tag):
+        port = free_port()
+        gateway = ServiceProcess(
+            "services.gateway",
+            settings,
+            Path(RESULTS / f"gateway-{tag}.log"),
+            STOCKLEDGER_GATEWAY_PORT=str(port),
+            STOCKLEDGER_API_TOKEN=TOKEN,
+            STOCKLEDGER_SHOPIFY_WEBHOOK_SECRET=SECRET,
+        ).start()
+        try:
+            await gateway.wait_ready(port)
+            inbound = await webhooks_per_second(port, webhooks, concurrency)
+            print(f"signed Shopify webhooks: {inbound}")
+            outbound = await deliveries_per_second(settings, port, deliveries)
+            print(f"outbound deliveries: {outbound}")
+            gateway.check()
+        finally:
+            gateway.stop()
+    return {
+        "inbound_webhooks": inbound,
+        "outbound_deliveries": outbound,
+        "gateway_peak_rss_mb": round(gateway.peak_rss / 2**20, 1),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
+    parser.add_argument("--webhooks", type=int, default=2000)
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    report = asyncio.run(main(args.webhooks, args.deliveries, args.concurrency))
+    write_results(report, "gateway")
