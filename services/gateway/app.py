@@ -31,6 +31,7 @@ from .metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 GAUGES_EVERY_S = 5.0
+POOL_SIZE = 12  # attempts record their outcome concurrently (dispatcher.PER_ENDPOINT per endpoint)
 
 
 class GatewayService:
@@ -72,7 +73,7 @@ class GatewayService:
     async def run(self) -> None:
         s = self.settings
         self.pool = await asyncpg.create_pool(
-            s.database_dsn(), min_size=1, max_size=max(s.db_pool_size, 4)
+            s.database_dsn(), min_size=1, max_size=max(s.db_pool_size, POOL_SIZE)
         )
         store = GatewayStore(self.pool)
         outgoing = producer(s)

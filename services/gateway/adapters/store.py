@@ -14,6 +14,26 @@ import orjson
 from ..domain.deliveries import Endpoint, Message
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
+# Leases and attempts commit without waiting for the disk: should PostgreSQL lose the last of them
+# in a crash, a delivery is only attempted again (at least once holds), and per-attempt commits no
+# longer wait on fsync. Deliveries themselves are recorded durably before the offsets commit.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+CLAIM = """WITH due AS (
+      SELECT d.seq FROM webhook_deliveries d
+       WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+         AND d.endpoint <> ALL($3::text[])
+         AND NOT EXISTS (
+             SELECT 1 FROM webhook_deliveries e
+              WHERE e.endpoint = d.endpoint AND e.item_key = d.item_key
+                AND e.status = 'pending' AND e.seq < d.seq)
+       ORDER BY d.seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+    UPDATE webhook_deliveries d
+       SET next_attempt_at = now() + make_interval(secs => $2),
+           attempts = d.attempts + 1
+      FROM due, webhook_endpoints w
+     WHERE d.seq = due.seq AND w.name = d.endpoint
+ RETURNING d.seq, d.endpoint, d.message_id, d.body, d.attempts, d.created_at,
+           w.url, w.secret"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,27 +137,9 @@ class GatewayStore:
         """Due deliveries that are first in line for their endpoint and item, of endpoints not in
         ``busy``; each is leased for ``lease_s`` (should this process die mid-attempt, another
         attempt follows once the lease has passed)."""
-        rows = await self.pool.fetch(
-            """WITH due AS (
-                 SELECT d.seq FROM webhook_deliveries d
-                  WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                    AND d.endpoint <> ALL($3::text[])
-                    AND NOT EXISTS (
-                        SELECT 1 FROM webhook_deliveries e
-                         WHERE e.endpoint = d.endpoint AND e.item_key = d.item_key
-                           AND e.status = 'pending' AND e.seq < d.seq)
-                  ORDER BY d.seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
-               UPDATE webhook_deliveries d
-                  SET next_attempt_at = now() + make_interval(secs => $2),
-                      attempts = d.attempts + 1
-                 FROM due, webhook_endpoints w
-                WHERE d.seq = due.seq AND w.name = d.endpoint
-            RETURNING d.seq, d.endpoint, d.message_id, d.body, d.attempts, d.created_at,
-                      w.url, w.secret""",
-            limit,
-            lease_s,
-            list(busy),
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(ASYNC_COMMIT)
+            rows = await conn.fetch(CLAIM, limit, lease_s, list(busy))
         return sorted((Claimed(*r) for r in rows), key=lambda c: c.seq)
 
     async def record(
@@ -153,19 +155,12 @@ class GatewayStore:
         """Record one attempt, and the delivery's new state: ``delivered``, ``failed``, or still
         ``pending`` and tried again in ``retry_in_s``."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO webhook_attempts"
-                " (delivery_seq, attempt, at, status_code, error, duration_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                claimed.seq,
-                claimed.attempt,
-                at,
-                status_code,
-                error,
-                duration_ms,
-            )
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = $2, last_attempt_at = $3,"
+            await conn.execute(ASYNC_COMMIT)
+            await conn.execute(  # the attempt and the state, or neither
+                "WITH attempt AS (INSERT INTO webhook_attempts"
+                "   (delivery_seq, attempt, at, status_code, error, duration_ms)"
+                "   VALUES ($1, $7, $3, $4, $5, $8))"
+                " UPDATE webhook_deliveries SET status = $2, last_attempt_at = $3,"
                 " last_status = $4, last_error = $5,"
                 " delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,"
                 " next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at"
@@ -177,6 +172,8 @@ class GatewayStore:
                 status_code,
                 error,
                 retry_in_s,
+                claimed.attempt,
+                duration_ms,
             )
 
     # ------------------------------------------------------------------ reading
