@@ -111,6 +111,12 @@ def test_a_refund_returns_only_the_restocked_lines_in_the_configured_condition()
     assert routed(event).key == "UK|IPOD2008GREEN"
 
 
+def test_a_refund_delivered_under_another_webhook_id_returns_its_units_once():
+    first = shopify_events("refunds/create", "w-5", SHOP, shopify_refund(), CONFIG).events
+    again = shopify_events("refunds/create", "w-9", SHOP, shopify_refund(), CONFIG).events
+    assert first == again
+
+
 def test_a_refund_restocked_as_cancelled_cancels_those_lines():
     refund = shopify_refund()
     refund["refund_line_items"][0]["restock_type"] = "cancel"

@@ -1,9 +1,10 @@
 """Shopify webhooks to contract events. Pure: no I/O.
 
 The caller supplies the verified payload (parsed JSON), the topic and webhook id headers, the
-shop's domain and a :class:`ShopifyConfig`. Each event's id derives from the shop, the
-``X-Shopify-Webhook-Id`` and, where one webhook yields several events, the line: a retried or
-duplicated delivery gives the same ids, so it has one effect.
+shop's domain and a :class:`ShopifyConfig`. Each event's id derives from the shop and the
+``X-Shopify-Webhook-Id``: a retried or duplicated delivery gives the same ids, so it has one
+effect (and the ledger places, cancels and ships an order line once whatever the id). Returns
+derive theirs from the refund's and the refund line's ids instead (see :func:`_return_id`).
 
 Mapping (REST resource payloads, as Shopify documents them):
 
@@ -112,10 +113,12 @@ def shopify_events(
         kind = "order.fulfilled"
         return Mapped([envelope(ident(kind), kind, at, source, data)], skipped)
 
-    return _refund(payload, config, source, ident)
+    return _refund(payload, config, shop, source, ident)
 
 
-def _refund(payload: dict[str, Any], config: ShopifyConfig, source: str, ident: Any) -> Mapped:
+def _refund(
+    payload: dict[str, Any], config: ShopifyConfig, shop: str, source: str, ident: Any
+) -> Mapped:
     order_id = str(payload.get("order_id"))
     at = rfc3339(payload.get("processed_at"), rfc3339(payload.get("created_at"), now()))
     events: list[dict[str, Any]] = []
@@ -143,10 +146,23 @@ def _refund(payload: dict[str, Any], config: ShopifyConfig, source: str, ident: 
             "order_id": order_id,
             "condition": config.return_condition,
         }
-        line = item.get("id")
-        events.append(envelope(ident("scan.returned", line), "scan.returned", at, source, data))
+        events.append(
+            envelope(_return_id(shop, payload, item, ident), "scan.returned", at, source, data)
+        )
     if cancelled:
         unique = list({c["line_id"]: c for c in cancelled}.values())
         data = {"order_id": order_id, "lines": unique}
         events.append(envelope(ident("order.cancelled"), "order.cancelled", at, source, data))
     return Mapped(events, skipped)
+
+
+def _return_id(shop: str, refund: dict[str, Any], item: dict[str, Any], ident: Any) -> str:
+    """A returned line's id: from the refund's and the refund line's own ids, which every
+    delivery of the refund carries (retries and other subscriptions alike): a return, unlike a
+    placement, a cancellation or a fulfilment, is not idempotent by order line in the ledger, so
+    it must not count twice should Shopify deliver it under another webhook id. The webhook id
+    stands in for ids the payload lacks."""
+    refund_id, line_id = refund.get("id"), item.get("id")
+    if refund_id is None or line_id is None:
+        return str(ident("scan.returned", line_id))
+    return event_id("shopify", shop, "refund", refund_id, line_id)
