@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     )
     shopify_webhook_secret: SecretStr = Field(
         default=SecretStr("dev-shopify-secret"),
-        description="Key of the Shopify webhooks' X-Shopify-Hmac-Sha256 (the app's client secret).",
+        description="Key of the Shopify webhooks' X-Shopify-Hmac-Sha256 (the app's client secret); "
+        "several, comma-separated, are all accepted (during a rotation).",
     )
     shopify_locations: dict[str, str] = Field(
         default_factory=dict,
@@ -110,7 +111,8 @@ class Settings(BaseSettings):
     )
     woocommerce_webhook_secret: SecretStr = Field(
         default=SecretStr("dev-woocommerce-secret"),
-        description="Secret of the WooCommerce webhooks' X-WC-Webhook-Signature.",
+        description="Secret of the WooCommerce webhooks' X-WC-Webhook-Signature; several, "
+        "comma-separated, are all accepted.",
     )
     woocommerce_location: str = Field(
         default="main", description="Location of WooCommerce orders (WooCommerce has one)."
@@ -214,10 +216,8 @@ class Settings(BaseSettings):
         """Every secret the settings hold, as it could appear in text: the API token, the SASL
         password, and the database URLs and their passwords (as written and decoded)."""
         values = [self.api_token.get_secret_value(), self.kafka_sasl_password.get_secret_value()]
-        values += [
-            self.shopify_webhook_secret.get_secret_value(),
-            self.woocommerce_webhook_secret.get_secret_value(),
-        ]
+        for webhook_secrets in (self.shopify_webhook_secret, self.woocommerce_webhook_secret):
+            values += [v.strip() for v in webhook_secrets.get_secret_value().split(",")]
         for url in (self.database_url, self.api_database_url):
             if url is not None:
                 parts = urlsplit(url.get_secret_value())

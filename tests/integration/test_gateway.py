@@ -424,14 +424,16 @@ async def test_requests_reach_a_flaky_receiver_signed_in_order_while_a_down_one_
 ):
     settings = gateway_settings(settings)
     flaky, healthy = Receiver(fail_first=2), Receiver()
+    hanging = Receiver(delay_s=5.0)  # answers after the gateway's 2 s timeout, every time
     events = [requested(n) for n in range(12)]
-    async with serving(flaky, healthy), gateway(settings) as client:
+    async with serving(flaky, healthy, hanging), gateway(settings) as client:
         flaky_secret = await register(client, "flaky", flaky.url)
         healthy_secret = await register(client, "healthy", healthy.url)
         await register(client, "down", f"http://127.0.0.1:{free_port()}/hook")
+        await register(client, "hanging", hanging.url)
         await register(client, "elsewhere", healthy.url, locations=["FR"])
         listed = (await client.get("/v1/webhooks/endpoints", headers=AUTH)).json()["endpoints"]
-        assert [e["name"] for e in listed] == ["down", "elsewhere", "flaky", "healthy"]
+        assert [e["name"] for e in listed] == ["down", "elsewhere", "flaky", "hanging", "healthy"]
         assert all("secret" not in e for e in listed)
         await publish_requests(settings, events)
 

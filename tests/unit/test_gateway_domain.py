@@ -11,6 +11,7 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.gateway.api.webhooks import secrets_of, signed_by_any
 from services.gateway.domain.deliveries import (
     Endpoint,
     message_of,
@@ -229,3 +230,13 @@ def test_retry_waits_double_with_jitter_up_to_the_ceiling():
     assert verdict(204) == "delivered"
     assert verdict(410) == "gone"
     assert [verdict(s) for s in (301, 429, 500, 503)] == ["retry"] * 4
+
+
+def test_during_a_rotation_either_shop_secret_is_accepted():
+    body = b'{"id": 1}'
+    both = secrets_of("old-secret, new-secret")
+    assert both == ["old-secret", "new-secret"]
+    assert signed_by_any(body, signature(body, "old-secret"), both)
+    assert signed_by_any(body, signature(body, "new-secret"), both)
+    assert not signed_by_any(body, signature(body, "other"), both)
+    assert not signed_by_any(body, signature(body, ""), secrets_of(" , "))

@@ -34,11 +34,21 @@ def header(request: Request, name: str) -> str:
     return h.get(f"x-shopify-{name}") or h.get(f"shopify-{name}") or ""
 
 
+def secrets_of(setting: str) -> list[str]:
+    """The secrets of a setting: several, comma-separated, while a shop rotates its secret
+    (Shopify signs with the oldest unrevoked one for up to an hour after a rotation)."""
+    return [part.strip() for part in setting.split(",") if part.strip()]
+
+
+def signed_by_any(body: bytes, signature: str | None, secrets: list[str]) -> bool:
+    return any([body_signed(body, signature, secret) for secret in secrets])
+
+
 def webhook_routes(
     settings: Settings, publisher: Publisher, metrics: GatewayMetrics
 ) -> list[Route]:
-    shopify_secret = settings.shopify_webhook_secret.get_secret_value()
-    woo_secret = settings.woocommerce_webhook_secret.get_secret_value()
+    shopify_secrets = secrets_of(settings.shopify_webhook_secret.get_secret_value())
+    woo_secrets = secrets_of(settings.woocommerce_webhook_secret.get_secret_value())
     config = ShopifyConfig(
         settings.shopify_locations,
         settings.shopify_default_location,
@@ -79,7 +89,7 @@ def webhook_routes(
         body = await body_within(request, MAX_BODY)
         if body is None:
             return error(413, "too_large", f"the body exceeds {MAX_BODY} bytes")
-        if not body_signed(body, header(request, "hmac-sha256"), shopify_secret):
+        if not signed_by_any(body, header(request, "hmac-sha256"), shopify_secrets):
             metrics.signature_failures.labels("shopify").inc()
             return error(401, "bad_signature", "X-Shopify-Hmac-Sha256 does not match the body")
         topic, webhook_id = header(request, "topic"), header(request, "webhook-id")
@@ -100,7 +110,7 @@ def webhook_routes(
         signature = request.headers.get("x-wc-webhook-signature")
         if signature is None and WOO_PING.match(body.strip()):
             return JSONResponse({"published": 0, "ignored": "ping"})
-        if not body_signed(body, signature, woo_secret):
+        if not signed_by_any(body, signature, woo_secrets):
             metrics.signature_failures.labels("woocommerce").inc()
             return error(401, "bad_signature", "X-WC-Webhook-Signature does not match the body")
         topic = request.headers.get("x-wc-webhook-topic", "")
