@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--review-days", type=int, default=7)
     parser.add_argument("--service-level", type=float, default=0.98, help="normal")
     parser.add_argument(
-        "--target-fill", type=float, default=0.95, help="lines: expected line fill, all items"
+        "--target-fill", type=float, default=0.9, help="lines: expected line fill, all items"
     )
     parser.add_argument(
         "--budget-units", type=float, help="lines: expected units held, instead of a target"

@@ -43,7 +43,7 @@ class SimConfig:
     baseline_days: int = 28
     opening_days: int = 14
     scale: float = 1.0  # static and min_max: their levels' days of cover, scaled
-    target_fill: float = 0.95  # lines: the expected line fill over all items
+    target_fill: float = 0.9  # lines: the expected line fill over all items (as the service)
     budget_units: float | None = None  # lines: expected units held, instead of a target
     refresh_days: int = 7  # normal and lines: forecasts and the price, every so many days
     report_from: date | None = None  # figures from this day on are reported apart as well

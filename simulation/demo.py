@@ -30,15 +30,17 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from bench.endtoend import LagProbe
 from bench.retail import DATA, retail_events
-from services.replenisher.app import default_policy
-from services.replenisher.forecasting import refresh_forecasts
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_REQUESTS, REPLENISHMENT_UPDATES, SCANS
 
-from .closed_loop import baseline_demand
+from .closed_loop import SimConfig, SimResult, baseline_demand, simulate
 
+FIRST_MONTH = timedelta(days=30)
+
+MAX_LAG = 20_000  # messages a service may be behind before the history's clock waits
 NAMESPACE = uuid.UUID("2f7c1d9e-5b3a-4e61-8c0f-9a4d2e6b1c73")
 TOPIC_OF = {"scan": SCANS, "order": ORDERS, "replenishment": REPLENISHMENT_UPDATES}
 
@@ -119,6 +121,7 @@ class Progress:
     samples: list[dict[str, Any]] = field(default_factory=list)
     latest: list[dict[str, Any]] = field(default_factory=list)
     health: dict[str, float] = field(default_factory=dict)
+    waiting: bool = False
 
 
 class Demo:
@@ -127,7 +130,9 @@ class Demo:
         self.events = events
         self.speed = speed
         self.p = Progress()
+        self.lags: dict[str, int] = {}
         self.stopping = asyncio.Event()
+        self.interrupted = False
         self.due: list[tuple[datetime, int, dict[str, Any]]] = []  # warehouse receipts
         self.seq = itertools.count()
         self.producer = AIOKafkaProducer(
@@ -136,6 +141,10 @@ class Demo:
             linger_ms=10,
         )
 
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.stopping.set()
+
     def topic(self, event: dict[str, Any]) -> str:
         return self.settings.topic_prefix + TOPIC_OF[event["type"].split(".")[0]]
 
@@ -143,14 +152,27 @@ class Demo:
         await self.producer.send(self.topic(event), orjson.dumps(event), key=_key(event))
         self.p.published += 1
 
+    def behind(self) -> bool:
+        """Whether a service of the suite is more than ``MAX_LAG`` messages behind: the
+        history's clock then waits for it, so that the suite decides in time, as it would live
+        (a replay faster than the suite would otherwise show stockouts of its own making)."""
+        return max(self.lags.values(), default=0) > MAX_LAG
+
     async def publish(self) -> None:
-        """The history at its pace, with the warehouses' receipts merged in as they fall due."""
+        """The history at its pace, with the warehouses' receipts merged in as they fall due;
+        the clock stops while the suite is behind."""
         start = _at(self.events[0])
-        wall = time.perf_counter()
+        history_days = 0.0
+        last = time.perf_counter()
         for event in self.events:
             at = _at(event)
             while not self.stopping.is_set():
-                clock = start + timedelta(days=(time.perf_counter() - wall) * self.speed)
+                now = time.perf_counter()
+                self.p.waiting = self.behind()
+                if not self.p.waiting:
+                    history_days += (now - last) * self.speed
+                last = now
+                clock = start + timedelta(days=history_days)
                 self.p.clock = clock
                 await self.release_due(min(clock, at))
                 if clock >= at:
@@ -228,10 +250,17 @@ class Demo:
             ]
         )[:5]
 
-    async def watch(self, pool: asyncpg.Pool) -> None:
-        """Samples stock health every second; refreshes forecasts every 7 days of history."""
-        last_forecast: datetime | None = None
+    async def watch(self, pool: asyncpg.Pool, probe: LagProbe) -> None:
+        """Samples stock health and the services' lag every second (the replenisher plans by
+        itself, in the history's event time, however fast it is replayed)."""
         while not self.stopping.is_set():
+            lags = await probe.sample()
+            unpublished = await pool.fetchval(
+                "SELECT count(*) FROM replenishment_requests WHERE published_at IS NULL"
+            )
+            self.lags = {
+                k: lags[k] for k in ("ledger", "relay", "projector", "replenisher") if k in lags
+            } | {"requests": int(unpublished)}
             row = await pool.fetchrow(
                 "SELECT coalesce(sum(greatest(on_hand, 0)), 0) AS held,"
                 " count(*) FILTER (WHERE available < 0) AS oversold,"
@@ -248,9 +277,6 @@ class Demo:
                 self.p.samples.append(
                     {"clock": self.p.clock, "held": row["held"], "oversold": row["oversold"]}
                 )
-                if last_forecast is None or self.p.clock - last_forecast >= timedelta(days=7):
-                    last_forecast = self.p.clock
-                    await refresh_forecasts(pool, default_policy(self.settings))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 1.0)
 
@@ -260,7 +286,11 @@ class Demo:
         table = Table(title="stockledger demo: Online Retail history, live", show_header=False)
         table.add_row("history time", p.clock.strftime("%Y-%m-%d %H:%M") if p.clock else "-")
         table.add_row("events published", f"{p.published:,} ({p.published / elapsed:,.0f}/s)")
-        table.add_row("ledger lag", f"{max(0, p.published - int(h.get('ledger', 0))):,} events")
+        table.add_row(
+            "behind (messages)",
+            ", ".join(f"{k} {v:,}" for k, v in self.lags.items())
+            + ("  (history paused: waiting for the suite)" if p.waiting else ""),
+        )
         table.add_row("items", f"{int(h.get('items', 0)):,}")
         table.add_row("stockouts (available ≤ 0)", f"{int(h.get('stockouts', 0)):,}")
         table.add_row("oversold (available < 0)", f"{int(h.get('oversold', 0)):,}")
@@ -296,23 +326,66 @@ async def fill_rate_by_day(pool: asyncpg.Pool) -> list[tuple[str, float, int]]:
     return [(str(r["day"]), float(r["filled"]), int(r["lines"])) for r in rows]
 
 
-def plot(samples: list[dict[str, Any]], fill: list[tuple[str, float, int]], path: Path) -> None:
+def plot(
+    samples: list[dict[str, Any]],
+    fill: list[tuple[str, float, int]],
+    path: Path,
+    baseline: SimResult | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (held, rate) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-    held.plot([s["clock"] for s in samples], [s["held"] for s in samples], color="tab:blue")
+    held.plot(
+        [s["clock"] for s in samples], [s["held"] for s in samples], color="tab:blue", label="demo"
+    )
     held.set_ylabel("units on hand")
     held.set_title("stockledger demo: Online Retail history")
     days = [datetime.fromisoformat(d).replace(tzinfo=UTC) for d, _, _ in fill]
-    rate.plot(days, [f for _, f, _ in fill], color="tab:green")
+    rate.plot(days, [f for _, f, _ in fill], color="tab:green", label="demo")
+    if baseline is not None:
+        at = [datetime.fromisoformat(d["day"]).replace(tzinfo=UTC) for d in baseline.daily]
+        held.plot(
+            at,
+            [d["units_held"] for d in baseline.daily],
+            color="tab:gray",
+            linestyle="--",
+            label="static baseline (simulated)",
+        )
+        previous = {"lines": 0, "filled": 0}
+        daily_fill = []
+        for d in baseline.daily:
+            lines = d["lines"] - previous["lines"]
+            daily_fill.append((d["filled"] - previous["filled"]) / lines if lines else None)
+            previous = d
+        rate.plot(
+            [a for a, f in zip(at, daily_fill, strict=True) if f is not None],
+            [f for f in daily_fill if f is not None],
+            color="tab:gray",
+            linestyle="--",
+            linewidth=0.8,
+            label="static baseline (simulated)",
+        )
+        held.legend(loc="upper left")
+        rate.legend(loc="lower left")
     rate.set_ylabel("line fill rate (daily)")
     rate.set_ylim(0, 1.05)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def after_first_month(
+    samples: list[dict[str, Any]], fill: list[tuple[str, float, int]], start: datetime
+) -> tuple[float | None, float | None]:
+    """Line fill and average units on hand from a month after the history's start on."""
+    cut = start + FIRST_MONTH
+    lines = sum(n for d, _, n in fill if d >= cut.date().isoformat())
+    filled = sum(f * n for d, f, n in fill if d >= cut.date().isoformat())
+    held = [s["held"] for s in samples if s["clock"] >= cut]
+    return (filled / lines if lines else None, sum(held) / len(held) if held else None)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -327,22 +400,24 @@ async def run(args: argparse.Namespace) -> None:
     demo = Demo(settings, events, args.speed)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, demo.stopping.set)
+        loop.add_signal_handler(sig, demo.interrupt)
     pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1, max_size=3)
+    probe = await LagProbe(settings, settings.database_dsn(), replenisher=True).start()
     await demo.producer.start()
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(demo.warehouses())
-            tasks.create_task(demo.watch(pool))
+            tasks.create_task(demo.watch(pool, probe))
             publisher = tasks.create_task(demo.publish())
             with Live(demo.view(), console=console, refresh_per_second=4) as live:
                 while not publisher.done():
                     live.update(demo.view())
                     await asyncio.sleep(0.25)
-                # let the suite catch up with what was published (at most two minutes)
-                for _ in range(480):
-                    lag = demo.p.published - int(demo.p.health.get("ledger", 0))
-                    if lag <= 0 or demo.stopping.is_set():
+                # let the suite catch up with what was published (at most three minutes)
+                for _ in range(720):
+                    if demo.stopping.is_set() or (
+                        demo.lags and not any(demo.lags.values()) and not demo.due
+                    ):
                         break
                     live.update(demo.view())
                     await asyncio.sleep(0.25)
@@ -352,20 +427,55 @@ async def run(args: argparse.Namespace) -> None:
         fill = await fill_rate_by_day(pool)
     finally:
         await demo.producer.stop()
+        await probe.close()
         await pool.close()
     lines = sum(n for _, _, n in fill)
     filled = sum(f * n for _, f, n in fill)
+    baseline: SimResult | None = None
+    if not demo.interrupted:
+        with console.status("simulating the static baseline on the same history"):
+            baseline = await asyncio.to_thread(
+                simulate, events, SimConfig("static", opening_days=args.opening_days)
+            )
+    start = _at(events[0])
+    fill_later, held_later = after_first_month(demo.p.samples, fill, start)
     summary = Table(title="summary")
     summary.add_column("figure")
-    summary.add_column("value", justify="right")
-    summary.add_row("events published", f"{demo.p.published:,}")
-    summary.add_row("order lines", f"{lines:,}")
-    summary.add_row("line fill rate", f"{filled / lines:.3f}" if lines else "-")
-    summary.add_row("requests raised (transfers)", f"{demo.p.requests:,} ({demo.p.transfers:,})")
-    summary.add_row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}")
+    summary.add_column("demo (the suite, live)", justify="right")
+    summary.add_column("static baseline (simulated)", justify="right")
+    later = baseline.period(start.date() + FIRST_MONTH) if baseline else None
+    summary.add_row("events published", f"{demo.p.published:,}", "")
+    summary.add_row("order lines", f"{lines:,}", f"{baseline.order_lines:,}" if baseline else "")
+    summary.add_row(
+        "line fill rate",
+        f"{filled / lines:.3f}" if lines else "-",
+        f"{baseline.fill_rate:.3f}" if baseline else "",
+    )
+    summary.add_row(
+        "line fill rate after the first month",
+        f"{fill_later:.3f}" if fill_later is not None else "-",
+        f"{later['line_fill_rate']:.3f}" if later else "",
+    )
+    summary.add_row(
+        "average units on hand after the first month",
+        f"{held_later:,.0f}" if held_later is not None else "-",
+        f"{later['average_units_held']:,.0f}" if later else "",
+    )
+    summary.add_row(
+        "requests raised (transfers)",
+        f"{demo.p.requests:,} ({demo.p.transfers:,})",
+        f"{baseline.requests:,}" if baseline else "",
+    )
+    summary.add_row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}", "")
     console.print(summary)
+    console.print(
+        "The demo's orders are backordered (every line is taken; a line counts as filled when"
+        " the stock available just before it covered it); the simulated baseline loses the"
+        " lines it cannot serve. `python -m simulation --through-stack` runs any policy through"
+        " the services on the same rows; `python -m simulation --frontier` compares them."
+    )
     if demo.p.samples and fill:
-        plot(demo.p.samples, fill, args.plot)
+        plot(demo.p.samples, fill, args.plot, baseline)
         console.print(f"plot: {args.plot}")
 
 

@@ -11,8 +11,9 @@ It differs from the in-process closed loop (``simulation.closed_loop``) where th
 
 - Orders are backordered, not lost: every line is committed. A line counts as filled when the
   stock available just before it covered it (as the demo reports it).
-- The replenisher decides on every level change, as in production, not once a day; an item
-  without a forecast yet (its first two weeks under ``forecast``) gets no request.
+- The replenisher decides on every ledger entry, as in production, not once a day; it plans
+  in the history's event time, as the in-process loop does (``lines`` from an item's first
+  line; ``normal`` gets no request for an item without two weeks of history to forecast from).
 - Orders and scans travel on different topics, so within a day the ledger may apply them in a
   different order from one run to the next, and the figures can differ slightly between runs.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +35,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.endtoend import LagProbe, Services
 from bench.scratch import scratch_stack
-from services.replenisher.forecasting import refresh_forecasts
 from services.replenisher.policy import Policy
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import REPLENISHMENT_REQUESTS, topic_specs
 
-from .closed_loop import SimConfig, _day, baseline_demand
+from .closed_loop import SimConfig, _day, baseline_demand, baseline_policy
 from .demo import Demo, _at, fill_rate_by_day
 
 SETTLE_TIMEOUT_S = 120.0
@@ -50,24 +49,14 @@ LOGS = Path(__file__).resolve().parent.parent / ".local" / "logs"
 
 def item_policies(events: list[dict[str, Any]], config: SimConfig) -> dict[tuple[str, str], Policy]:
     """Per item, the ``static`` or ``min_max`` policy the in-process loop gives it: levels from
-    the mean demand of its first ``baseline_days`` (none for ``forecast``: the default applies)."""
-    if config.policy == "forecast":
+    the mean demand of its first ``baseline_days`` (none for ``lines`` and ``normal``: the
+    service's default policy applies)."""
+    if config.policy in ("lines", "normal"):
         return {}
-    base = Policy(lead_time_days=config.lead_time_days, review_days=config.review_days)
-    policies = {}
-    lead, review = config.lead_time_days, config.review_days
-    for item, daily in baseline_demand(events, config.baseline_days).items():
-        low, high = math.ceil(daily * lead), max(math.ceil(daily * (lead + review)), 1)
-        if config.policy == "static":
-            update: dict[str, Any] = {
-                "policy": "static",
-                "reorder_level": low,
-                "order_qty": max(high - low, 1),
-            }
-        else:
-            update = {"policy": "min_max", "min_qty": low, "max_qty": high}
-        policies[item] = base.model_copy(update=update)
-    return policies
+    return {
+        item: baseline_policy(config, daily)
+        for item, daily in baseline_demand(events, config.baseline_days).items()
+    }
 
 
 @dataclass
@@ -133,11 +122,6 @@ class SteppedLoop(Demo):
         count = next(s.partitions for s in topic_specs(settings.topic_prefix) if s.name == topic)
         self.request_partitions = [TopicPartition(topic, p) for p in range(count)]
         self.run = StackRun(config.policy)
-        self.policy = Policy(
-            lead_time_days=config.lead_time_days,
-            review_days=config.review_days,
-            service_level=config.service_level,
-        )
 
     async def step_through(self, progress: Callable[[int, int, str], None]) -> StackRun:
         started = time.perf_counter()
@@ -152,8 +136,6 @@ class SteppedLoop(Demo):
                     await self.send(event)
                 await self.release_due(_end_of(day))
                 await self.settle()
-                if self.config.policy == "forecast" and day.toordinal() % 7 == 0:
-                    await refresh_forecasts(self.pool, self.policy)
                 await self.close_day(day)
                 progress(n, len(days), day.isoformat())
         finally:
@@ -245,8 +227,9 @@ async def run_through_stack(
                 STOCKLEDGER_DEFAULT_LEAD_TIME_DAYS=str(config.lead_time_days),
                 STOCKLEDGER_DEFAULT_REVIEW_DAYS=str(config.review_days),
                 STOCKLEDGER_DEFAULT_SERVICE_LEVEL=str(config.service_level),
-                # forecasts are refreshed by the loop, every 7 days of history, not by the clock
-                STOCKLEDGER_FORECAST_INTERVAL_S=str(10**9),
+                STOCKLEDGER_DEFAULT_POLICY="normal" if config.policy == "normal" else "lines",
+                STOCKLEDGER_TARGET_FILL=str(config.target_fill),
+                STOCKLEDGER_PLAN_EVERY_DAYS=str(config.refresh_days),
                 # each day waits for the replenisher: deciding at once keeps the days short
                 STOCKLEDGER_REPLENISHER_GATHER_MS="0",
             )

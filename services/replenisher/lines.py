@@ -49,7 +49,7 @@ class LineSettings:
     size_half_life_days: float = 120.0  # line sizes: a longer memory
     prior_days: float = 7.0  # a new item's rate: its own days plus this many at the prior rate
     prior_lines: float = 3.0  # a new item's sizes: own lines plus this many lines' worth pooled
-    target_fill: float = 0.95  # expected line fill over all items (unless a budget is set)
+    target_fill: float = 0.9  # expected line fill over all items (unless a budget is set)
     budget_units: float | None = None  # expected units held over all items, instead of a target
 
 

@@ -27,6 +27,8 @@ from shared.db import Connection
 from .lines import (
     EARLY_DAYS,
     Item,
+    ItemCurve,
+    LineDemand,
     LineFigures,
     LineHistory,
     LinePlanner,
@@ -39,6 +41,7 @@ from .lines import (
 )
 
 CHUNK_SKUS = 2000
+CACHE_ITEMS = 20_000
 
 
 @dataclass(frozen=True)
@@ -138,12 +141,20 @@ async def plan_lines(
     table = PriceTable()
     total = 2 * len(skus)
     done = 0
+    # The curves of up to CACHE_ITEMS items are kept from the first reading for the second;
+    # beyond that they are computed again, so memory stays flat however many items there are.
+    cache: dict[Item, tuple[ItemCurve, LineDemand]] | None = {}
     for chunk in _chunks(skus):  # first reading: the price
         planner = _planner(settings, await _histories(pool, chunk, today), priors)
         for item in planner.histories:
             demand = planner.demand(item, t)
             if demand.rate > 0 and demand.sizes:
-                table.add(curve(demand, settings))
+                c = curve(demand, settings)
+                table.add(c)
+                if cache is not None:
+                    cache[item] = (c, demand)
+        if cache is not None and len(cache) > CACHE_ITEMS:
+            cache = None
         done += len(chunk)
         if progress:
             progress(done, total)
@@ -152,16 +163,22 @@ async def plan_lines(
     served = lines = units = 0.0
     async with pool.acquire() as conn, conn.transaction():
         for chunk in _chunks(skus):  # second reading: the figures at that price
-            planner = _planner(settings, await _histories(conn, chunk, today), priors)
+            if cache is not None:
+                wanted = set(chunk)
+                curves = {k: v for k, v in cache.items() if k[0] in wanted}
+            else:
+                planner = _planner(settings, await _histories(conn, chunk, today), priors)
+                curves = {}
+                for item in planner.histories:
+                    demand = planner.demand(item, t)
+                    if demand.rate > 0 and demand.sizes:
+                        curves[item] = (curve(demand, settings), demand)
             figures: dict[Item, LineFigures] = {}
-            for item in planner.histories:
-                demand = planner.demand(item, t)
-                if demand.rate > 0 and demand.sizes:
-                    c = curve(demand, settings)
-                    figures[item] = f = figures_at(c, best_point(c, price), demand)
-                    served += f.expected_fill * f.lines_per_day
-                    lines += f.lines_per_day
-                    units += f.expected_units
+            for item, (c, demand) in curves.items():
+                figures[item] = f = figures_at(c, best_point(c, price), demand)
+                served += f.expected_fill * f.lines_per_day
+                lines += f.lines_per_day
+                units += f.expected_units
             await _store(conn, figures, today)
             items += len(figures)
             done += len(chunk)
