@@ -221,6 +221,13 @@ def test_endpoints_get_the_types_and_locations_they_asked_for():
     assert wants(uk_levels, level)
 
 
+def test_a_record_without_the_fields_of_its_type_is_not_delivered():
+    broken = REQUEST | {"data": {"request_id": "r1"}}
+    assert message_of("replenishment.requests.v1", broken) is None
+    assert message_of("replenishment.requests.v1", [1]) is None
+    assert message_of("stock.levels.v1", {"sku": "S", "position": 1}) is None
+
+
 def test_retry_waits_double_with_jitter_up_to_the_ceiling():
     rng = random.Random(1)
     waits = [retry_delay(n, 5, 3600, rng) for n in range(1, 15)]

@@ -40,8 +40,8 @@ async def follow(
                 continue
             value = values[0]
             if topic == REPLENISHMENT_REQUESTS and isinstance(value, dict):
-                data = value.get("data") or {}
-                if {"request_id", "sku", "location"} <= data.keys():
+                data = value.get("data")
+                if isinstance(data, dict) and {"request_id", "sku", "location"} <= data.keys():
                     requests.append((str(data["request_id"]), data["sku"], data["location"]))
             message = message_of(topic, value)
             if message is None:

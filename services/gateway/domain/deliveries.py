@@ -46,7 +46,16 @@ class Message:
 
 
 def message_of(topic: str, value: Any) -> Message | None:
-    """The message of an output record; None for a record of no outbound type."""
+    """The message of an output record; None for a record of no outbound type, or one without
+    the fields its type has (our topics carry only what our services wrote, but a record that
+    cannot be delivered must not stop the ones after it)."""
+    try:
+        return _message_of(topic, value)
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _message_of(topic: str, value: Any) -> Message | None:
     if not isinstance(value, dict):
         return None
     if topic == REPLENISHMENT_REQUESTS and value.get("type") == REQUESTED:
