@@ -11,10 +11,15 @@ setting.
 
 What an order looked like is read from its entries: the ``commitment`` entries of its placement
 (one per item: an order's lines of the same item are one entry, which names the last of them),
-the ``shipment`` entries of each line, and the ``release`` entries of its cancellations. Lines of
-one item are told apart by their shipments and releases; the quantity left over goes to the line
-the commitment names. Lines of one item that were neither shipped nor released apart (still open,
-or cancelled together) come back as one line: the ledger cannot tell them apart.
+the ``shipment`` entries of each line, and the ``release`` entries of its cancellations (one per
+item too, naming the last line released). Lines of one item are told apart by their shipments and
+releases; where units are left that no shipment accounts for (lines still open, or cancelled
+together), the ledger's order state (``ledger_orders``: each line's units ordered and whether it
+was cancelled) tells them apart, for those orders only. Without it, such lines come back as one
+line, the one the commitment names. A line whose shipment reached the ledger before its placement
+left only its shipment (the placement had nothing to commit): it joins its order's placement. An
+order whose every line did so left no entry of its placement, and its time is lost: it is left
+out.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import multiprocessing
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +39,8 @@ import asyncpg
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.ledger.domain.state import OrderState
 
 from . import frontier, report
 from .closed_loop import SimConfig, SimResult, simulate
@@ -88,13 +95,36 @@ class _Source:
     rows: list[LedgerRow] = field(default_factory=list)
 
 
-def events_from_entries(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
+OrderLines = Mapping[str, Mapping[str, tuple[str | None, str | None, int, bool]]]
+"""Per order id, its lines as the ledger's order state (``ledger_orders``) holds them: line id →
+(sku, location, units ordered, cancelled)."""
+
+
+def unresolved_orders(rows: Iterable[LedgerRow]) -> set[str]:
+    """Orders whose commitment entries hold units that no shipment entry accounts for (lines
+    cancelled or still open): their lines of one item cannot all be told apart by shipments."""
+    units: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in rows:
+        order_id = (row.detail or {}).get("order_id")
+        if order_id is None:
+            continue
+        placing = row.kind == "commitment" and row.source_type == "order.placed"
+        if (placing and row.committed > 0) or row.kind == "shipment":  # shipments: negative
+            units[(order_id, row.sku, row.location)] += row.committed
+    return {order_id for (order_id, _, _), left in units.items() if left > 0}
+
+
+def events_from_entries(
+    rows: Iterable[LedgerRow], order_lines: OrderLines | None = None
+) -> list[dict[str, Any]]:
     """The input events (``order.placed``, ``scan.shipped``, ``order.cancelled``,
     ``scan.adjusted``) that the closed loop needs, rebuilt from ledger entries; in event time,
     events of the same time in ledger order. Shipments and cancellations of order lines whose
     placement is not among the entries (placed before the range read, or placed after the
     ledger had their shipment: the placement then changed nothing and left no entry) are left
-    out."""
+    out. ``order_lines``, for the :func:`unresolved_orders`, tells apart lines of one item that
+    neither shipments nor cancellations do (cancelled together, or still open)."""
+    hints = order_lines or {}
     sources: dict[str, _Source] = {}
     for row in rows:
         source = sources.get(row.source_event_id)
@@ -109,6 +139,7 @@ def events_from_entries(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
     shipped: dict[tuple[str, str], int] = defaultdict(int)
     shipped_lines: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     released: dict[tuple[str, str, str], list[tuple[str, int]]] = defaultdict(list)
+    moved: dict[tuple[str, str], tuple[str, str, int]] = {}  # line → sku, location, units out
     for source in sources.values():
         for row in source.rows:
             detail = row.detail or {}
@@ -119,21 +150,33 @@ def events_from_entries(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
                 if (order_id, line_id) not in shipped:
                     shipped_lines[(order_id, row.sku, row.location)].append(line_id)
                 shipped[(order_id, line_id)] -= row.committed
+                units = moved.get((order_id, line_id), (row.sku, row.location, 0))[2]
+                moved[(order_id, line_id)] = (row.sku, row.location, units - row.on_hand)
             elif row.kind == "release" and source.type == "order.cancelled" and row.committed < 0:
                 released[(order_id, row.sku, row.location)].append((line_id, -row.committed))
 
     out: list[tuple[datetime, int, dict[str, Any]]] = []
-    placed: set[tuple[str, str | None]] = set()  # (order_id, line_id), and (order_id, None)
+    first: dict[str, dict[str, Any]] = {}  # each order's first placement
     for source in sorted(sources.values(), key=lambda s: s.position):
         if source.type == "order.placed":
-            event = _placement(source, shipped, shipped_lines, released)
+            event = _placement(source, shipped, shipped_lines, released, hints)
             if event is not None:
-                order_id = event["data"]["order_id"]
-                placed.add((order_id, None))
-                placed.update((order_id, line["line_id"]) for line in event["data"]["lines"])
+                first.setdefault(event["data"]["order_id"], event)
                 out.append((source.occurred_at, source.position, event))
-    for source in sources.values():
+    _shipped_first(first, moved, shipped, hints)
+    placed: set[tuple[str, str | None]] = set()  # (order_id, line_id), and (order_id, None)
+    for _, _, event in out:
+        order_id = event["data"]["order_id"]
+        placed.add((order_id, None))
+        placed.update((order_id, line["line_id"]) for line in event["data"]["lines"])
+    claimed: set[tuple[str, str]] = set()  # order lines that a cancellation released
+    for source in sorted(sources.values(), key=lambda s: s.position):
         if source.type == "order.placed":
+            continue
+        if source.type == "order.cancelled":
+            event = _cancellation(source, placed, shipped, hints, claimed)
+            if event is not None:
+                out.append((source.occurred_at, source.position, event))
             continue
         for event in _others(source, placed):
             out.append((source.occurred_at, source.position, event))
@@ -146,6 +189,7 @@ def _placement(
     shipped: dict[tuple[str, str], int],
     shipped_lines: dict[tuple[str, str, str], list[str]],
     released: dict[tuple[str, str, str], list[tuple[str, int]]],
+    hints: OrderLines,
 ) -> dict[str, Any] | None:
     lines: list[dict[str, Any]] = []
     order_id: str | None = None
@@ -156,6 +200,15 @@ def _placement(
             continue
         order_id, location = str(detail.get("order_id", row.reference)), row.location
         named = str(detail["line_id"])  # the last line of the item in the order
+        hint = {
+            line_id: ordered
+            for line_id, (sku, at, ordered, _) in hints.get(order_id, {}).items()
+            if sku == row.sku and at == row.location and ordered > 0
+        }
+        if named in hint and sum(hint.values()) == row.committed:
+            ids = [*sorted((i for i in hint if i != named), key=_natural), named]
+            lines += [{"line_id": i, "sku": row.sku, "qty": hint[i]} for i in ids]
+            continue
         qty: dict[str, int] = {}
         for line_id in shipped_lines.get((order_id, row.sku, row.location), []):
             if shipped[(order_id, line_id)] > 0:
@@ -179,7 +232,7 @@ def _placement(
 
 
 def _others(source: _Source, placed: set[tuple[str, str | None]]) -> list[dict[str, Any]]:
-    """The shipments, cancellation or adjustment an event's entries record."""
+    """The shipments or adjustment an event's entries record."""
     envelope = {
         "event_id": source.event_id,
         "schema_version": 1,
@@ -207,20 +260,6 @@ def _others(source: _Source, placed: set[tuple[str, str | None]]) -> list[dict[s
             )
             out.append({**envelope, "event_id": event_id, "type": "scan.shipped", "data": data})
         return out
-    if source.type == "order.cancelled":
-        cancelled: str | None = None
-        line_ids: list[str] = []
-        for row in source.rows:
-            detail = row.detail or {}
-            of = detail.get("order_id")
-            if row.kind == "release" and (of, None) in placed and row.committed < 0:
-                cancelled = str(detail["order_id"])
-                line_ids.append(str(detail["line_id"]))
-        if cancelled is None:
-            return []
-        lines = [{"line_id": i} for i in sorted(set(line_ids), key=_natural)]
-        data = {"order_id": cancelled, "lines": lines}
-        return [{**envelope, "type": "order.cancelled", "data": data}]
     if source.type == "scan.adjusted":
         out = []
         for row in source.rows:
@@ -241,6 +280,91 @@ def _others(source: _Source, placed: set[tuple[str, str | None]]) -> list[dict[s
             out.append({**envelope, "type": "scan.adjusted", "data": data})
         return out
     return []
+
+
+def _shipped_first(
+    first: dict[str, dict[str, Any]],
+    moved: dict[tuple[str, str], tuple[str, str, int]],
+    shipped: dict[tuple[str, str], int],
+    hints: OrderLines,
+) -> None:
+    """Add to each order's first placement the lines the ledger had seen shipped before it:
+    their shipment committed nothing (the line was not placed yet) and the placement then had
+    nothing to commit for them, so their only entries are their shipments."""
+    known = {(o, line["line_id"]) for o, e in first.items() for line in e["data"]["lines"]}
+    changed: set[str] = set()
+    for (order_id, line_id), (sku, location, units) in moved.items():
+        event = first.get(order_id)
+        if (
+            event is None
+            or units <= 0
+            or shipped[(order_id, line_id)] != 0
+            or (order_id, line_id) in known
+            or line_id.startswith("@")
+            or event["data"]["location"] != location
+        ):
+            continue
+        hint = hints.get(order_id, {}).get(line_id)
+        qty = hint[2] if hint is not None and hint[0] == sku and hint[2] > 0 else units
+        event["data"]["lines"].append({"line_id": line_id, "sku": sku, "qty": qty})
+        changed.add(order_id)
+    for order_id in changed:  # each item's lines together, in their natural order
+        lines = first[order_id]["data"]["lines"]
+        items = list(dict.fromkeys(line["sku"] for line in lines))
+        lines.sort(key=lambda line: (items.index(line["sku"]), _natural(line["line_id"])))
+
+
+def _cancellation(
+    source: _Source,
+    placed: set[tuple[str, str | None]],
+    shipped: dict[tuple[str, str], int],
+    hints: OrderLines,
+    claimed: set[tuple[str, str]],
+) -> dict[str, Any] | None:
+    """The cancellation an event's release entries record. A release entry names the last line
+    of its item that the cancellation released; with the order's lines known (``hints``), the
+    lines before it that were cancelled and make up the units released are listed too."""
+    cancelled: str | None = None
+    line_ids: list[str] = []
+    for row in source.rows:
+        detail = row.detail or {}
+        order_id = detail.get("order_id")
+        if row.kind != "release" or (order_id, None) not in placed or row.committed >= 0:
+            continue
+        cancelled, named = str(order_id), str(detail["line_id"])
+        open_units = {
+            line_id: ordered - max(shipped.get((cancelled, line_id), 0), 0)
+            for line_id, (sku, at, ordered, was_cancelled) in hints.get(cancelled, {}).items()
+            if sku == row.sku
+            and at == row.location
+            and was_cancelled
+            and (cancelled, line_id) not in claimed
+            and _natural(line_id) <= _natural(named)
+        }
+        picked, units = [], 0
+        for line_id in sorted(open_units, key=_natural, reverse=True):
+            if open_units[line_id] <= 0:
+                continue
+            picked.append(line_id)
+            units += open_units[line_id]
+            if units >= -row.committed:
+                break
+        if named not in picked or units != -row.committed:
+            picked = [named]
+        claimed.update((cancelled, line_id) for line_id in picked)
+        line_ids += picked
+    if cancelled is None:
+        return None
+    return {
+        "event_id": source.event_id,
+        "type": "order.cancelled",
+        "schema_version": 1,
+        "occurred_at": _time(source.occurred_at),
+        "data": {
+            "order_id": cancelled,
+            "lines": [{"line_id": i} for i in sorted(set(line_ids), key=_natural)],
+        },
+    }
 
 
 def months_before(at: datetime, months: int) -> datetime:
@@ -267,10 +391,11 @@ async def read_ledger(
     months: int | None = None,
     progress: ReadProgress | None = None,
     chunk: int = CHUNK,
-) -> tuple[list[LedgerRow], datetime | None]:
+) -> tuple[list[LedgerRow], datetime | None, OrderLines]:
     """The entries of :data:`SOURCES` (of the last ``months`` months of event time, by
     ``occurred_at``, if given), by position, ``chunk`` rows at a time (keyset pagination:
-    no transaction held open over the read); with the start of the range, if any.
+    no transaction held open over the read); the start of the range, if any; and the lines of
+    the :func:`unresolved_orders` as the ledger's order state holds them.
     ``progress(done, total)`` goes by position."""
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
@@ -286,14 +411,14 @@ async def read_ledger(
         bounds = await conn.fetchrow("SELECT min(position), max(position) FROM ledger_entries")
         low, high = (bounds[0], bounds[1]) if bounds is not None else (None, None)
         if low is None or high is None:
-            return [], None
+            return [], None, {}
         since: datetime | None = None
         if months is not None:
             latest = await conn.fetchval(
                 "SELECT max(occurred_at) FROM ledger_entries WHERE source_type = 'order.placed'"
             )
             if latest is None:
-                return [], None
+                return [], None, {}
             since = months_before(latest, months)
         query = (
             f"SELECT {COLUMNS} FROM ledger_entries WHERE position > $1"
@@ -330,11 +455,32 @@ async def read_ledger(
                 progress(min(after - low + 1, total), total)
         if progress:
             progress(total, total)
-        return out, since
+        return out, since, await _order_lines(conn, sorted(unresolved_orders(out)), chunk)
     except (OSError, asyncpg.PostgresError) as exc:
         raise LedgerUnavailableError(f"cannot read the ledger: {exc}") from exc
     finally:
         await conn.close()
+
+
+async def _order_lines(conn: asyncpg.Connection, orders: list[str], chunk: int) -> OrderLines:
+    """The orders' lines from ``ledger_orders`` (none if the role may not read it)."""
+    out: dict[str, dict[str, tuple[str | None, str | None, int, bool]]] = {}
+    try:
+        for start in range(0, len(orders), chunk):
+            rows = await conn.fetch(
+                "SELECT order_id, state FROM ledger_orders WHERE order_id = ANY($1::text[])",
+                orders[start : start + chunk],
+            )
+            for r in rows:
+                raw = r["state"]  # json (not jsonb): text unless a codec is set
+                state = OrderState.from_json(orjson.loads(raw) if isinstance(raw, str) else raw)
+                out[r["order_id"]] = {
+                    line_id: (line.sku, line.location, line.ordered, line.cancelled)
+                    for line_id, line in state.lines.items()
+                }
+    except asyncpg.InsufficientPrivilegeError:
+        return {}
+    return out
 
 
 _EVENTS: list[dict[str, Any]] = []
@@ -422,8 +568,8 @@ def load(
         def step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        rows, since = asyncio.run(read_ledger(dsn, months, step))
-    events = events_from_entries(rows)
+        rows, since, order_lines = asyncio.run(read_ledger(dsn, months, step))
+    events = events_from_entries(rows, order_lines)
     return events, since
 
 

@@ -19,15 +19,16 @@ from simulation.backtest import (
     events_from_entries,
     months_before,
     parse_policies,
+    unresolved_orders,
 )
 from simulation.closed_loop import SimConfig, simulate
 
 from .. import events as ev
 
 
-def ledger_rows(events: list[dict[str, Any]]) -> list[LedgerRow]:
+def ledger_rows(events: list[dict[str, Any]], state: LedgerState | None = None) -> list[LedgerRow]:
     """The entries the ledger's rules append for the events, applied in their order."""
-    state = LedgerState()
+    state = state if state is not None else LedgerState()
     rows: list[LedgerRow] = []
     for event in events:
         for entry in apply_event(state, INPUT_EVENTS.validate_python(event)):
@@ -91,6 +92,45 @@ def test_orders_shipments_and_cancellations_come_back_from_the_ledger_as_they_we
         assert e["occurred_at"] == originals[e["event_id"]]["occurred_at"]
 
 
+def test_lines_of_one_item_cancelled_together_are_told_apart_by_the_order_state() -> None:
+    at = "2011-03-01T10:00:00Z"
+    history = [
+        ev.placed("O-1", "UK", [("1", "MUG", 3), ("2", "MUG", 5), ("3", "CUP", 1)], occurred_at=at),
+        ev.cancelled("O-1", ["1", "2"], occurred_at="2011-03-01T11:00:00Z"),
+        ev.shipped("CUP", "UK", 1, "O-1", "3", occurred_at="2011-03-01T14:00:00Z"),
+    ]
+    state = LedgerState()
+    rows = ledger_rows(history, state)
+    # the entries alone: one commitment and one release of 8 MUG, naming line 2
+    assert placements(events_from_entries(rows))["O-1"] == [("2", "MUG", 8), ("3", "CUP", 1)]
+    assert unresolved_orders(rows) == {"O-1"}
+    hints = {
+        "O-1": {
+            line_id: (line.sku, line.location, line.ordered, line.cancelled)
+            for line_id, line in state.orders["O-1"].lines.items()
+        }
+    }
+    rebuilt = events_from_entries(rows, hints)
+    assert placements(rebuilt)["O-1"] == [("1", "MUG", 3), ("2", "MUG", 5), ("3", "CUP", 1)]
+    assert rebuilt[1]["data"] == {"order_id": "O-1", "lines": [{"line_id": "1"}, {"line_id": "2"}]}
+
+
+def test_lines_the_ledger_saw_shipped_before_their_placement_join_it() -> None:
+    at = "2011-03-01T10:00:00Z"
+    arrived = [  # the shipment of line 2 reached the ledger first
+        ev.shipped("CUP", "UK", 4, "O-1", "2", occurred_at="2011-03-01T14:00:00Z"),
+        ev.placed("O-1", "UK", [("1", "MUG", 3), ("2", "CUP", 4)], occurred_at=at),
+        ev.shipped("MUG", "UK", 3, "O-1", "1", occurred_at="2011-03-01T14:00:00Z"),
+    ]
+    rebuilt = events_from_entries(ledger_rows(arrived))
+    assert placements(rebuilt) == {"O-1": [("1", "MUG", 3), ("2", "CUP", 4)]}
+    assert [(e["type"], e["occurred_at"]) for e in rebuilt] == [
+        ("order.placed", at),
+        ("scan.shipped", "2011-03-01T14:00:00Z"),
+        ("scan.shipped", "2011-03-01T14:00:00Z"),
+    ]
+
+
 def test_write_offs_come_back_with_their_reason_and_units() -> None:
     history = [
         ev.placed("O-1", "UK", [("1", "MUG", 3)], occurred_at="2011-03-01T10:00:00Z"),
@@ -122,7 +162,7 @@ def test_shipments_of_orders_placed_before_the_range_are_left_out() -> None:
 
 def test_the_closed_loop_on_the_rebuilt_history_equals_it_on_the_history() -> None:
     events = [orjson.loads(v) for _, _, v in retail_events(DATA, rows=1500)]
-    rebuilt = events_from_entries(ledger_rows(events))
+    rebuilt = events_from_entries(ledger_rows(events))  # no order state needed here
     assert placements(rebuilt).keys() == placements(events).keys()
     for order_id, lines in placements(events).items():
         assert sorted(placements(rebuilt)[order_id]) == sorted(lines)
