@@ -263,10 +263,12 @@ def quantiles(ltd: Array) -> dict[str, int]:
 
 
 def figures_at(c: ItemCurve, index: int, demand: LineDemand) -> LineFigures:
+    """The figures at reorder point ``index − 1``. An item not worth stocking (r = −1) orders
+    up to 0: what its backorders need, and nothing to hold."""
     r = index - 1
     return LineFigures(
         reorder_point=r,
-        order_up_to=r + c.order_qty,
+        order_up_to=r + c.order_qty if r >= 0 else 0,
         expected_fill=float(c.fill[index]),
         expected_units=float(c.held[index]),
         lines_per_day=demand.rate,
