@@ -529,6 +529,8 @@ def run_points(
 
 @dataclass(frozen=True)
 class Options:
+    """What ``stockledger backtest`` was asked for (its options, in the same names)."""
+
     policies: tuple[str, ...] = POLICIES
     months: int | None = None
     point: bool = False
