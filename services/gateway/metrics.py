@@ -26,7 +26,7 @@ class GatewayMetrics:
     def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
         r = registry or CollectorRegistry()
         p = "stockledger_gateway_"
-        return cls(
+        metrics = cls(
             registry=r,
             webhooks=Counter(
                 p + "webhooks_received",
@@ -87,3 +87,19 @@ class GatewayMetrics:
                 registry=r,
             ),
         )
+        # The series the dashboards and alerts read exist from the start, at zero, rather than
+        # from the first webhook or delivery of their kind.
+        for source in ("shopify", "woocommerce"):
+            metrics.signature_failures.labels(source)
+        for outcome in ("delivered", "retry", "failed"):
+            metrics.deliveries.labels(outcome)
+        for source, topic in (
+            ("shopify", "orders/create"),
+            ("shopify", "orders/cancelled"),
+            ("shopify", "fulfillments/create"),
+            ("shopify", "refunds/create"),
+            ("woocommerce", "order.created"),
+            ("woocommerce", "order.updated"),
+        ):
+            metrics.webhooks.labels(source, topic)
+        return metrics

@@ -215,17 +215,18 @@ async def plan_new_items(
     state: PlannerState,
     settings: LineSettings,
 ) -> dict[Item, LineFigures]:
-    """Figures for items the last pass did not plan, at its price, from each one's first line
-    (its day and size) and what came before that day: a new item is stocked from its first
-    line, its rate pooled with the location's early rates and its sizes with the same sku's
-    lines elsewhere. Lines later the same day are not read, so the figures do not depend on
-    how many of them arrived in the same batch."""
+    """Figures for items the last pass did not plan, at its price, from the first line of each
+    in this batch (its day and size) and the lines before that day: a new item is stocked from
+    its first line, its rate pooled with the location's early rates and its sizes with the same
+    sku's lines elsewhere. Lines later the same day are not read, so the figures do not depend
+    on how many of them arrived in the same batch."""
     out: dict[Item, LineFigures] = {}
     for item, (day, qty) in sorted(first_lines.items()):
         before = day.toordinal() - 1
         histories = await _histories(conn, [item[0]], date.fromordinal(before))
-        histories.pop(item, None)
-        history = histories[item] = LineHistory(day.toordinal())
+        history = histories.get(item)
+        if history is None:
+            history = histories[item] = LineHistory(day.toordinal())
         history.add(day.toordinal(), qty)
         planner = _planner(settings, histories, state.priors)
         demand = planner.demand(item, day.toordinal())

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from services.gateway.app import create_service as create_gateway
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
 from services.replenisher.app import create_service as create_replenisher
@@ -95,24 +96,27 @@ def _busy(scraped: dict[str, dict[str, float]]) -> bool:
 
 @contextlib.asynccontextmanager
 async def busy_suite(settings: Settings) -> AsyncIterator[Suite]:
-    """The three services on free ports, once they have handled a few events of every kind."""
+    """The four services on free ports, once they have handled a few events of every kind."""
     settings = settings.model_copy(
         update={"api_token": SecretStr(TOKEN), "forecast_interval_s": 1.0}
     )
     projector = with_port(settings)
     ledger = settings.model_copy(update={"metrics_port": free_port()})
     replenisher = settings.model_copy(update={"metrics_port": free_port()})
+    gateway = settings.model_copy(update={"gateway_port": free_port()})
     suite = Suite(
         {
             "ledger": ledger.metrics_port,
             "projector": projector.http_port,
             "replenisher": replenisher.metrics_port,
+            "gateway": gateway.gateway_port,
         }
     )
     async with (
         running(create_ledger(ledger)),
         running(create_projector(projector)),
         running(create_replenisher(replenisher)),
+        running(create_gateway(gateway)),
         httpx.AsyncClient(timeout=10) as client,
     ):
         policy = await client.put(

@@ -185,7 +185,16 @@ async def test_the_policy_endpoint_shows_the_plan_in_whole_units(settings: Setti
             r = await client.get("/v1/policies", params={"sku": "MUG", "location": "UK"})
             return r.status_code == 200 and r.json()["plan"] is not None
 
-        await eventually(planned)
+        try:
+            await eventually(planned, seconds=60)
+        except TimeoutError:
+            conn = await asyncpg.connect(settings.database_url.get_secret_value())
+            state = [dict(r) for r in await conn.fetch("SELECT * FROM replenishment_planner")]
+            lines = await conn.fetchval("SELECT count(*) FROM demand_lines")
+            entries = await conn.fetchval("SELECT count(*) FROM ledger_entries")
+            items = [dict(r) for r in await conn.fetch("SELECT * FROM replenisher_items")]
+            await conn.close()
+            raise AssertionError(f"no plan: {state} {lines} {entries} {items}") from None
         body = (await client.get("/v1/policies", params={"sku": "MUG", "location": "UK"})).json()
     assert body["policy"]["policy"] == "lines"
     plan = body["plan"]
