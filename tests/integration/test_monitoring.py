@@ -45,7 +45,7 @@ pytestmark = pytest.mark.integration
 PROMETHEUS = Path("/usr/bin/prometheus")
 TOKEN = "test-token"
 MIN_MAX = {"policy": "min_max", "min_qty": 10, "max_qty": 30, "lead_time_days": 2}
-JOBS = ("ledger", "projector", "replenisher")
+JOBS = ("gateway", "ledger", "projector", "replenisher")  # sorted
 
 
 def prometheus_binary() -> str:
@@ -84,7 +84,9 @@ async def scrape_all(client: httpx.AsyncClient, suite: Suite) -> dict[str, dict[
 
 def _busy(scraped: dict[str, dict[str, float]]) -> bool:
     """Every kind of event has gone through: a dead letter, entries, a request raised."""
-    ledger, projector, replenisher = (scraped[job] for job in JOBS)
+    ledger, projector, replenisher = (
+        scraped[job] for job in ("ledger", "projector", "replenisher")
+    )
     return (
         ledger.get("stockledger_ledger_dead_lettered_total", 0) > 0
         and ledger.get("stockledger_ledger_entries_appended_total", 0) > 0
@@ -239,7 +241,7 @@ async def value_of(api: httpx.AsyncClient, promql: str) -> float:
     return sum(float(r["value"][1]) for r in result)
 
 
-async def test_prometheus_scrapes_the_three_services_and_evaluates_the_rules(
+async def test_prometheus_scrapes_the_services_and_evaluates_the_rules(
     settings: Settings, prometheus_log: IO[bytes]
 ) -> None:
     binary = prometheus_binary()
@@ -247,7 +249,9 @@ async def test_prometheus_scrapes_the_three_services_and_evaluates_the_rules(
         try:
             await eventually(lambda: all_up(prom), seconds=60)
         except TimeoutError:
-            pytest.fail(f"Prometheus never saw the 3 targets up; its log:\n{prom.log_tail()}")
+            pytest.fail(
+                f"Prometheus never saw the {len(JOBS)} targets up; its log:\n{prom.log_tail()}"
+            )
         api = prom.api
         up = await query(api, "up")
         assert sorted(r["metric"]["job"] for r in up) == list(JOBS)
