@@ -1,6 +1,6 @@
 """The dashboards and rules against the running services and a real Prometheus.
 
-The three services run in-process on free ports and handle a few events (one of them
+The four services run in-process on free ports and handle a few events (one of them
 dead-lettered, and enough orders to raise a replenishment request). Their /metrics must hold every
 metric the Grafana dashboards query; then Debian's Prometheus (installed by ``make setup``) scrapes
 them every second with the suite's rules loaded, and the series come back through its API.
