@@ -25,13 +25,12 @@ out.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.ledger.domain.state import OrderState
 
 from . import frontier, report
-from .closed_loop import SimConfig, SimResult, simulate
+from .closed_loop import SimConfig, SimResult
 
 POLICIES = ("lines", "normal", "static", "min_max")
 SOURCES = ("order.placed", "scan.shipped", "order.fulfilled", "order.cancelled", "scan.adjusted")
@@ -483,21 +482,9 @@ async def _order_lines(conn: asyncpg.Connection, orders: list[str], chunk: int) 
     return out
 
 
-_EVENTS: list[dict[str, Any]] = []
-
-
-def _summary(config: SimConfig) -> dict[str, Any]:
-    result = simulate(_EVENTS, config)
-    return point_figures(result, config.report_from)
-
-
-def point_figures(result: SimResult, split: date | None) -> dict[str, Any]:
-    """A run's summary, and its figures before and from ``split`` if given."""
-    out = result.summary()
-    if split is not None:
-        out["early"] = result.period(None, split - timedelta(days=1))
-        out["late"] = result.period(split)
-    return out
+def point_figures(config: SimConfig, result: SimResult) -> dict[str, Any]:
+    """A run's summary, and its figures before and from the config's split if it has one."""
+    return result.summary() | frontier.periods(result, config.report_from)
 
 
 def run_points(
@@ -509,22 +496,8 @@ def run_points(
 ) -> list[dict[str, Any]]:
     """One closed-loop run per policy at its default setting (``base``'s), in ``jobs``
     processes; the figures in the policies' order."""
-    global _EVENTS
-    _EVENTS = events
     configs = [replace(base, policy=p) for p in policies]
-    out: list[dict[str, Any]] = []
-    if jobs <= 1 or len(configs) <= 1:
-        for config in configs:
-            out.append(_summary(config))
-            if progress:
-                progress(out[-1])
-        return out
-    with multiprocessing.get_context("fork").Pool(min(jobs, len(configs))) as pool:
-        for figures in pool.imap(_summary, configs):
-            out.append(figures)
-            if progress:
-                progress(figures)
-    return out
+    return frontier.run_all(events, configs, point_figures, jobs, progress)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from .closed_loop import SimConfig, simulate
+from .closed_loop import SimConfig, SimResult, simulate
 
 SETTINGS: dict[str, tuple[float, ...]] = {
     "lines": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98),
@@ -41,17 +41,55 @@ def configure(base: SimConfig, policy: str, setting: float) -> SimConfig:
 
 
 _EVENTS: list[dict[str, Any]] = []
+Figures = Callable[[SimConfig, SimResult], dict[str, Any]]
+"""What is kept of one run: a module-level function, so that a worker process can call it."""
 
 
-def _run(config: SimConfig) -> dict[str, Any]:
-    result = simulate(_EVENTS, config)
-    split = config.report_from
+def periods(result: SimResult, split: date | None) -> dict[str, Any]:
+    """A run's figures before ``split`` and from it on (nothing without a split)."""
+    if split is None:
+        return {}
+    return {"early": result.period(None, split - timedelta(days=1)), "late": result.period(split)}
+
+
+def frontier_point(config: SimConfig, result: SimResult) -> dict[str, Any]:
+    """A point of a frontier: the policy, its setting, its figures overall and by period."""
     point: dict[str, Any] = {"policy": config.policy, "setting": config.setting}
     point["all"] = result.period()
-    if split is not None:
-        point["early"] = result.period(None, split - timedelta(days=1))
-        point["late"] = result.period(split)
-    return point
+    return point | periods(result, config.report_from)
+
+
+def _simulated(job: tuple[SimConfig, Figures]) -> dict[str, Any]:
+    config, figures = job
+    return figures(config, simulate(_EVENTS, config))
+
+
+def run_all(
+    events: list[dict[str, Any]],
+    configs: Sequence[SimConfig],
+    figures: Figures,
+    jobs: int = 1,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every config's closed loop over the events, in ``jobs`` processes; what ``figures``
+    keeps of each, in the configs' order."""
+    global _EVENTS
+    _EVENTS = events
+    work = [(config, figures) for config in configs]
+    out: list[dict[str, Any]] = []
+    if jobs <= 1 or len(work) <= 1:
+        for job in work:
+            out.append(_simulated(job))
+            if progress:
+                progress(out[-1])
+        return out
+    # forked workers share the events read once; results come back in order as they finish
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(work))) as pool:
+        for point in pool.imap(_simulated, work):
+            out.append(point)
+            if progress:
+                progress(point)
+    return out
 
 
 def sweep(
@@ -65,22 +103,7 @@ def sweep(
     """Every policy at every one of its settings, in ``jobs`` processes; the points in order."""
     grid = settings or SETTINGS
     configs = [configure(base, p, s) for p in policies for s in grid[p]]
-    global _EVENTS
-    _EVENTS = events
-    points: list[dict[str, Any]] = []
-    if jobs <= 1:
-        for config in configs:
-            points.append(_run(config))
-            if progress:
-                progress(points[-1])
-        return points
-    # forked workers share the events read once; results come back as they finish
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for point in pool.imap(_run, configs):
-            points.append(point)
-            if progress:
-                progress(point)
-    return points
+    return run_all(events, configs, frontier_point, jobs, progress)
 
 
 def envelope(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
