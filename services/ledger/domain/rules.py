@@ -224,49 +224,55 @@ class _Effects:
                 cutoff = state.counted_at.get(key)
                 if cutoff is not None and at <= cutoff:
                     compensations.append((key, cutoff, -moved))
-            if track is None or key in track:
-                state.moves.setdefault(key, []).append((at, moved))
-            if prefix is None:
-                prefix = _id_prefix(event_id)
-            line_no = len(out)
-            out.append(
-                Entry(
-                    _entry_id_after(prefix, line_no),
-                    event_id,
-                    line_no,
-                    key[0],
-                    key[1],
-                    kind,
-                    {"on_hand": moved},
-                    at,
-                    source_type,
-                    reference,
-                    detail,
-                )
+            prefix = _on_hand_entry(
+                out, state, prefix, event, key, kind, moved, at, reference, detail
             )
         for key, cutoff, moved in compensations:
             state.balance(key).on_hand += moved
-            if track is None or key in track:
-                state.moves.setdefault(key, []).append((cutoff, moved))
-            if prefix is None:
-                prefix = _id_prefix(event_id)
-            line_no = len(out)
-            out.append(
-                Entry(
-                    _entry_id_after(prefix, line_no),
-                    event_id,
-                    line_no,
-                    key[0],
-                    key[1],
-                    "count_compensation",
-                    {"on_hand": moved},
-                    cutoff,
-                    source_type,
-                    None,
-                    {"counted_at": cutoff.astimezone(UTC).isoformat()},
-                )
+            detail = {"counted_at": cutoff.astimezone(UTC).isoformat()}
+            prefix = _on_hand_entry(
+                out, state, prefix, event, key, "count_compensation", moved, cutoff, None, detail
             )
         return out
+
+
+def _on_hand_entry(
+    out: list[Entry],
+    state: LedgerState,
+    prefix: Any,
+    event: InputEvent,
+    key: ItemKey,
+    kind: str,
+    moved: int,
+    at: datetime,
+    reference: str | None,
+    detail: dict[str, Any] | None,
+) -> Any:
+    """Appends an entry moving only on_hand, dated ``at`` (units dated by their earliest
+    report, and count compensations), and remembers the move where counts need it; returns the
+    event's entry-id prefix, computed on first use."""
+    track = state.track_moves
+    if track is None or key in track:
+        state.moves.setdefault(key, []).append((at, moved))
+    if prefix is None:
+        prefix = _id_prefix(event.event_id)
+    line_no = len(out)
+    out.append(
+        Entry(
+            _entry_id_after(prefix, line_no),
+            event.event_id,
+            line_no,
+            key[0],
+            key[1],
+            kind,
+            {"on_hand": moved},
+            at,
+            event.type,
+            reference,
+            detail,
+        )
+    )
+    return prefix
 
 
 # Entry ids are uuid5 of the event id and the line number (deterministic, so a replay yields the
