@@ -3,9 +3,16 @@ PostgreSQL (``make up`` or ``stack.sh infra``), in a scratch database and topics
 
 1. Signed Shopify webhooks per second: ``orders/create`` deliveries, each of its own order and
    webhook id, sent by ``--concurrency`` clients; each answer comes after Kafka acknowledged.
-2. Outbound deliveries per second: ``--deliveries`` replenishment requests published to
+2. Response times at a steady rate: ``--steady-rate`` webhooks/s for ``--steady-seconds``, each
+   sent at its scheduled time whatever the answers before it (an open loop); a response time runs
+   from the scheduled time to the answer, so that a client falling behind counts too.
+3. Outbound deliveries per second: ``--deliveries`` replenishment requests published to
    ``replenishment.requests.v1`` (spread over 500 items), delivered signed to one local receiver
    that answers 204; from the first publish to the last delivery taken.
+
+Runs 1 and 2 give the CPU time the gateway process and this load client (which shares the
+machine's cores with it) spent per 1,000 webhooks, read from ``/proc``: steadier than a rate on a
+machine where other work runs too.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import statistics
 import time
 import uuid
@@ -66,7 +74,44 @@ def signed(body: bytes, webhook_id: str) -> dict[str, str]:
     }
 
 
-async def webhooks_per_second(port: int, count: int, concurrency: int) -> dict[str, Any]:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User and system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuPer1000:
+    """CPU seconds the gateway and this client spend over a run, per 1,000 webhooks."""
+
+    def __init__(self, gateway_pid: int) -> None:
+        self.pid = gateway_pid
+        self.gateway, self.client = cpu_seconds(gateway_pid), cpu_seconds()
+
+    def figures(self, webhooks: int) -> dict[str, float]:
+        gateway = cpu_seconds(self.pid) - self.gateway
+        client = cpu_seconds() - self.client
+        return {
+            "gateway_cpu_s_per_1000": round(gateway * 1000 / webhooks, 3),
+            "client_cpu_s_per_1000": round(client * 1000 / webhooks, 3),
+        }
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+async def webhooks_per_second(
+    port: int, gateway_pid: int, count: int, concurrency: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(count):
@@ -83,17 +128,56 @@ async def webhooks_per_second(port: int, count: int, concurrency: int) -> dict[s
                 latencies.append(time.perf_counter() - started)
                 assert answer.status_code == 200, answer.text
 
+    cpu = CpuPer1000(gateway_pid)
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
     return {
         "webhooks": count,
         "concurrency": concurrency,
         "seconds": round(elapsed, 3),
         "per_second": round(count / elapsed, 1),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 2),
+        **percentiles(latencies),
+        **cpu.figures(count),
+    }
+
+
+async def steady_rate(port: int, gateway_pid: int, rate: int, seconds: float) -> dict[str, Any]:
+    """``rate`` webhooks/s for ``seconds``, each sent at its time (an open loop); a response time
+    runs from that scheduled time to the answer."""
+    count = int(rate * seconds)
+    latencies: list[float] = []
+    first = 20_000_000  # order ids of their own, apart from the closed-loop run's
+
+    async def send(http: httpx.AsyncClient, n: int, due: float) -> None:
+        body = orjson.dumps(order(first + n))
+        answer = await http.post(
+            "/v1/webhooks/shopify", content=body, headers=signed(body, f"steady-{n}")
+        )
+        latencies.append(time.perf_counter() - due)
+        assert answer.status_code == 200, answer.text
+
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
+    ) as http:
+        cpu = CpuPer1000(gateway_pid)
+        started = time.perf_counter()
+        async with asyncio.TaskGroup() as tasks:
+            for n in range(count):
+                due = started + n / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.create_task(send(http, n, due))
+        elapsed = time.perf_counter() - started
+    return {
+        "rate": rate,
+        "webhooks": count,
+        "seconds": round(elapsed, 3),
+        "achieved_per_second": round(count / elapsed, 1),
+        **percentiles(latencies),
+        **cpu.figures(count),
     }
 
 
@@ -173,8 +257,11 @@ async def deliveries_per_second(settings: Settings, port: int, count: int) -> di
     }
 
 
-async def main(webhooks: int, deliveries: int, concurrency: int) -> dict[str, Any]:
+async def main(
+    webhooks: int, deliveries: int, concurrency: int, rate: int, seconds: float
+) -> dict[str, Any]:
     RESULTS.mkdir(exist_ok=True)
+    load = os.getloadavg()
     async with scratch_stack(Settings(), keep=False) as (settings, _, tag):
         port = free_port()
         gateway = ServiceProcess(
@@ -187,16 +274,26 @@ async def main(webhooks: int, deliveries: int, concurrency: int) -> dict[str, An
         ).start()
         try:
             await gateway.wait_ready(port)
-            inbound = await webhooks_per_second(port, webhooks, concurrency)
+            assert gateway.proc is not None
+            pid = gateway.proc.pid
+            inbound = await webhooks_per_second(port, pid, webhooks, concurrency)
             print(f"signed Shopify webhooks: {inbound}")
-            outbound = await deliveries_per_second(settings, port, deliveries)
+            gateway.check()
+            steady = await steady_rate(port, pid, rate, seconds) if seconds > 0 else None
+            print(f"steady rate: {steady}")
+            gateway.check()
+            outbound = (
+                await deliveries_per_second(settings, port, deliveries) if deliveries else None
+            )
             print(f"outbound deliveries: {outbound}")
             gateway.check()
         finally:
             gateway.stop()
     return {
         "inbound_webhooks": inbound,
+        "steady_rate": steady,
         "outbound_deliveries": outbound,
+        "load_average_at_start": [round(x, 2) for x in load],
         "gateway_peak_rss_mb": round(gateway.peak_rss / 2**20, 1),
     }
 
@@ -206,6 +303,18 @@ if __name__ == "__main__":
     parser.add_argument("--webhooks", type=int, default=2000)
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--steady-rate", type=int, default=200, help="webhooks/s (200)")
+    parser.add_argument(
+        "--steady-seconds", type=float, default=30.0, help="how long; 0 skips it (30)"
+    )
     args = parser.parse_args()
-    report = asyncio.run(main(args.webhooks, args.deliveries, args.concurrency))
+    report = asyncio.run(
+        main(
+            args.webhooks,
+            args.deliveries,
+            args.concurrency,
+            args.steady_rate,
+            args.steady_seconds,
+        )
+    )
     write_results(report, "gateway")
