@@ -58,8 +58,8 @@ check-monitoring: ## promtool: both Prometheus configs, the rules and their unit
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
 
-test-faults: setup ## the fault suite at full size: kill -9, broker and database restarts during a replay
-	FAULT_EVENTS=$${FAULT_EVENTS:-100000} $(BIN)/pytest tests/faults -s $(PYTEST_ARGS)
+test-faults: setup ## the fault suite at full size: kill -9, broker and database restarts during a replay (FAULT_EVENTS, FAULT_CHUNKS)
+	FAULT_EVENTS=$${FAULT_EVENTS:-100000} FAULT_CHUNKS=$${FAULT_CHUNKS:-12} $(BIN)/pytest tests/faults -s $(PYTEST_ARGS)
 
 test-unit: ## the tests that need no server
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -3,8 +3,9 @@ instances added and removed.
 
 Afterwards the ledger holds every input event exactly once (its stock equals the reference's),
 the read model equals a fold of the ledger, and every replenishment request was raised once and
-published. ``make test-faults`` runs it at full size (FAULT_EVENTS, 100,000 by default); the
-regular suite runs a short one.
+published. ``make test-faults`` runs it at full size (FAULT_EVENTS events, 100,000 by default,
+and FAULT_CHUNKS faults, 12 by default, one after each chunk of the input); the regular suite runs
+a short one.
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ from ..kafka_io import eventually, read_topic
 from ..reference import deliveries, random_history, reference_balances
 from ..services import start_process
 
-pytestmark = pytest.mark.integration
 EVENTS = int(os.environ.get("FAULT_EVENTS", "12000"))
+CHUNKS = int(os.environ.get("FAULT_CHUNKS", "12"))
+# how long the services may take to catch up once the input stops: a bigger run leaves more behind
+CATCH_UP_S = max(240.0, EVENTS / 500)
+# the whole test: the project's 300 s per test would stop a full-size run halfway through
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(max(300.0, EVENTS / 100 + CHUNKS * 20 + CATCH_UP_S)),
+]
 # as the local stack runs them: the ledger's relay as its own process
 SERVICES = ("ledger", "ledger.relay", "projector", "replenisher")
 
@@ -112,14 +120,27 @@ async def replay_setup(
 async def nothing_lost_or_duplicated(settings: Settings, history: list[dict[str, Any]]) -> None:
     """Wait for every service to catch up, then: the ledger holds every event once, the read
     model is a fold of the ledger, every request was raised once and published."""
-    await eventually(lambda: _ledger_has(settings, len(history)), seconds=240)
-    await eventually(lambda: _model_is_fold(settings), seconds=240)
-    await eventually(lambda: _replenisher_caught_up(settings), seconds=240)
-    await eventually(lambda: _requests_published(settings), seconds=120)
+    await eventually(lambda: _ledger_has(settings, len(history)), seconds=CATCH_UP_S)
+    await eventually(lambda: _model_is_fold(settings), seconds=CATCH_UP_S)
+    await eventually(lambda: _replenisher_caught_up(settings), seconds=CATCH_UP_S)
+    await eventually(lambda: _requests_published(settings), seconds=CATCH_UP_S / 2)
     assert await processed_count(settings) == len(history)
     assert await _balances(settings) == reference_balances(history)
     assert await read_model(settings) == fold(await ledger_entries(settings))
     await _requests_once(settings)
+
+
+def fault_kinds(rng: random.Random, count: int) -> list[str]:
+    """``count`` faults, each kind as often as the others (to within one) and spread over the
+    run: rounds of every kind, in a fixed order for the first two rounds, shuffled after."""
+    kinds = [*(f"kill -9 {name}" for name in SERVICES), "restart kafka", "restart postgresql"]
+    chosen: list[str] = []
+    while len(chosen) < count:
+        round_ = list(kinds)
+        if len(chosen) >= len(kinds) * 2:
+            rng.shuffle(round_)
+        chosen.extend(round_)
+    return chosen[:count]
 
 
 async def test_faults_during_a_replay_lose_and_duplicate_nothing(
@@ -132,14 +153,12 @@ async def test_faults_during_a_replay_lose_and_duplicate_nothing(
     for s in services.values():
         s.start()
     faults: Counter[str] = Counter()
-    kinds = [*(f"kill -9 {name}" for name in SERVICES), "restart kafka", "restart postgresql"]
-    chunks = 12
+    chunks = CHUNKS
     try:
-        for n in range(chunks):
+        for n, kind in enumerate(fault_kinds(rng, chunks)):
             part = delivered[n * len(delivered) // chunks : (n + 1) * len(delivered) // chunks]
             await publish(settings, part)
             await asyncio.sleep(rng.uniform(0.2, 1.0))
-            kind = kinds[n % len(kinds)] if n < len(kinds) * 2 else rng.choice(kinds)
             if kind.startswith("kill") or not local:
                 name = kind.split()[-1] if kind.startswith("kill") else rng.choice(SERVICES)
                 services[name].kill()
