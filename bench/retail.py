@@ -35,17 +35,23 @@ benchmark replays it; the demo and the simulation can reuse it. The mapping, kep
 - **Ids.** ``event_id`` is a uuid5 of the event's kind and identity, so a second replay of the
   same rows is recognised by the ledger as redelivery and changes nothing.
 
-The file is streamed twice (gzip and csv, nothing held but per-item totals and the open orders
-of each customer): once for the opening stock, once for the events.
+**The file.** Plain CSV or gzip, told apart by the gzip magic bytes, not by the name; UTF-8 with
+or without a byte order mark, and any byte that is not UTF-8 read as Latin-1 (the UCI file
+re-saved by a spreadsheet), so Latin-1 files decode too. It is streamed twice (nothing held but
+per-item totals and the open orders of each customer): once for the opening stock, once for the
+events.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import functools
 import gzip
 import hashlib
 import heapq
+import io
 import itertools
 import re
 import uuid
@@ -55,7 +61,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -114,6 +120,34 @@ EU = frozenset(
         "Sweden",
     }
 )
+GZIP_MAGIC = b"\x1f\x8b"
+_LATIN_1 = "bench.retail.latin-1"
+
+
+def _as_latin_1(error: UnicodeError) -> tuple[str, int]:
+    """Bytes that are not UTF-8 read as Latin-1 (the UCI file re-saved by a spreadsheet)."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error(_LATIN_1, _as_latin_1)
+
+
+@contextlib.contextmanager
+def _open_text(path: Path) -> Iterator[IO[str]]:
+    """The file as text: gunzipped if it starts with the gzip magic bytes, whatever its name;
+    UTF-8 with or without a byte order mark, any byte that is not UTF-8 read as Latin-1."""
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        binary: gzip.GzipFile | io.BufferedReader = (
+            gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        )
+        with io.TextIOWrapper(binary, encoding="utf-8-sig", errors=_LATIN_1, newline="") as text:
+            yield text
+
+
 _DAMAGE = re.compile(r"damag|wet|broken|faulty|mould|rust|thrown|throw away|smudge", re.IGNORECASE)
 
 
@@ -241,7 +275,7 @@ def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, lis
     indexes that go on counting, so that order ids, line ids and event ids stay unique."""
     runs: dict[str, int] = {}
     counted: dict[str, int] = {}
-    with gzip.open(path, "rt", newline="", encoding="utf-8") as f:
+    with _open_text(path) as f:
         reader = csv.reader(f)
         header = next(reader)
         expected = [
