@@ -31,7 +31,15 @@ benchmark replays it; the demo and the simulation can reuse it. The mapping, kep
   and empty or invalid codes (after stripping blanks; at most 64 printable characters). Codes
   keep their case: ``85123A`` and ``85123a`` are different items.
 - **Times.** ``InvoiceDate`` is UK local time: read as Europe/London and sent in UTC
-  (``…Z``), e.g. ``2011-06-01 09:00:00`` → ``2011-06-01T08:00:00Z``.
+  (``…Z``), e.g. ``2011-06-01 09:00:00`` → ``2011-06-01T08:00:00Z``. The forms read are those
+  the datasets are published in (:data:`DATE_FORMS`): ``2010-12-01 08:26:00``,
+  ``2010-12-01 08:26``, ``12/1/2010 8:26`` (month first) and ``2010-12-01T08:26:00``; a row
+  dated otherwise stops the replay with a :class:`RetailFormatError` naming its line.
+- **Columns.** Found by name in the header row (:data:`COLUMNS`), in any order, whatever their
+  case and blanks: ``InvoiceNo``/``Invoice``, ``StockCode``, ``Description``, ``Quantity``,
+  ``InvoiceDate``, ``CustomerID``/``Customer ID``, ``Country``, the names of "Online Retail"
+  and of "Online Retail II". Other columns (``UnitPrice``/``Price`` among them) are ignored; a
+  missing one is a :class:`RetailFormatError` naming it. Rows with fewer fields are skipped.
 - **Ids.** ``event_id`` is a uuid5 of the event's kind and identity, so a second replay of the
   same rows is recognised by the ledger as redelivery and changes nothing.
 
@@ -225,22 +233,55 @@ class _Pending:
     dropped: bool = False
 
 
+DATE_FORMS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+)
+"""The ``InvoiceDate`` forms read: ``2010-12-01 08:26:00``, ``2010-12-01 08:26``,
+``12/1/2010 8:26`` (month first, as in the UCI original), with seconds too, and ISO
+``2010-12-01T08:26:00``, without seconds too."""
+
+
+class RetailFormatError(ValueError):
+    """The file is not an order history this module can read: a required column is missing, or
+    a row's date is in none of :data:`DATE_FORMS`. The message is one line naming the file."""
+
+
 class _Clock:
-    """UK local invoice times to UTC, memoised per distinct text (rows share their invoice's)."""
+    """UK local invoice times to UTC, memoised per distinct text (rows share their invoice's).
+
+    The form that read the last new text is tried first: a file keeps to one."""
 
     def __init__(self) -> None:
         self.cache: dict[str, tuple[datetime, str]] = {}
+        self.forms = list(DATE_FORMS)
 
     def utc(self, text: str) -> tuple[datetime, str]:
+        """Raises ValueError if ``text`` is in none of the forms."""
         hit = self.cache.get(text)
         if hit is None:
-            local = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=LONDON)
+            local = self._parse(text.strip()).replace(tzinfo=LONDON)
             at = local.astimezone(UTC)
             hit = (at, _rfc3339(at))
             if len(self.cache) > 100_000:
                 self.cache.clear()
             self.cache[text] = hit
         return hit
+
+    def _parse(self, text: str) -> datetime:
+        for i, form in enumerate(self.forms):
+            try:
+                parsed = datetime.strptime(text, form)
+            except ValueError:
+                continue
+            if i:
+                self.forms.insert(0, self.forms.pop(i))
+            return parsed
+        raise ValueError(text)
 
 
 def _rfc3339(at: datetime) -> str:
@@ -267,8 +308,52 @@ def _envelope(kind: str, identity: str, at: str, data: dict[str, Any]) -> dict[s
     }
 
 
-def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, list[_Row]]]:
-    """(invoice, InvoiceDate text, country, rows) per invoice, over the first ``rows`` rows.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "InvoiceNo": ("InvoiceNo", "Invoice"),
+    "StockCode": ("StockCode",),
+    "Description": ("Description",),
+    "Quantity": ("Quantity",),
+    "InvoiceDate": ("InvoiceDate",),
+    "CustomerID": ("CustomerID", "Customer ID"),
+    "Country": ("Country",),
+}
+"""The columns read, each under the names it has in the original "Online Retail" and in "Online
+Retail II", matched without regard to case, blanks or underscores. Others (the price) are
+ignored."""
+
+
+def _header_key(name: str) -> str:
+    return re.sub(r"[\s_]+", "", name).lower()
+
+
+def _columns(path: Path, header: list[str]) -> tuple[int, ...]:
+    """The position of each of :data:`COLUMNS` in the header, in that order."""
+    where: dict[str, int] = {}
+    for i, name in enumerate(header):
+        where.setdefault(_header_key(name), i)
+    found = []
+    for column, names in COLUMNS.items():
+        at = next((where[k] for k in map(_header_key, names) if k in where), None)
+        if at is None:
+            raise RetailFormatError(
+                f"{path}: no {column} column ({' or '.join(names)}) in the header:"
+                f" {','.join(header)}"
+            )
+        found.append(at)
+    return tuple(found)
+
+
+@dataclass(slots=True)
+class _Invoice:
+    name: str  # the invoice number, ``/2`` and so on added for a second run of its rows
+    at: datetime
+    at_text: str
+    country: str
+    rows: list[_Row]
+
+
+def _invoices(path: Path, rows: int | None, clock: _Clock) -> Iterator[_Invoice]:
+    """The invoices over the first ``rows`` rows, with their time (their first row's).
 
     An invoice whose rows another invoice's interrupt (542806 is) comes out once per run of
     rows: the first as its number, the next ones as ``<number>/2``, ``<number>/3``…, with row
@@ -277,45 +362,48 @@ def _invoices(path: Path, rows: int | None) -> Iterator[tuple[str, str, str, lis
     counted: dict[str, int] = {}
     with _open_text(path) as f:
         reader = csv.reader(f)
-        header = next(reader)
-        expected = [
-            "InvoiceNo",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "UnitPrice",
-            "CustomerID",
-            "Country",
-        ]
-        if [h.strip() for h in header] != expected:
-            raise ValueError(f"{path}: unexpected columns {header}")
+        header = next(reader, None)
+        if header is None:
+            raise RetailFormatError(f"{path}: empty, not even a header")
+        c_invoice, c_code, c_description, c_qty, c_date, c_customer, c_country = _columns(
+            path, header
+        )
+        width = 1 + max(c_invoice, c_code, c_description, c_qty, c_date, c_customer, c_country)
         current: str | None = None
-        name = date = country = ""
-        lines: list[_Row] = []
+        invoice_at: _Invoice | None = None
         for record in itertools.islice(reader, rows):
-            if len(record) != 8:
+            if len(record) < width:
                 continue
-            invoice = record[0].strip()
+            try:
+                at, at_text = clock.utc(record[c_date])
+            except ValueError:
+                raise RetailFormatError(
+                    f"{path}: line {reader.line_num}: InvoiceDate {record[c_date]!r} is in none"
+                    " of the forms 2010-12-01 08:26:00, 2010-12-01 08:26, 12/1/2010 8:26"
+                    " (month first), 2010-12-01T08:26:00"
+                ) from None
+            invoice = record[c_invoice].strip()
             if invoice != current:
-                if current is not None and lines:
-                    yield name, date, country, lines
-                    counted[current] = lines[-1].index
+                if current is not None and invoice_at is not None:
+                    yield invoice_at
+                    counted[current] = invoice_at.rows[-1].index
                 run = runs[invoice] = runs.get(invoice, 0) + 1
                 name = invoice if run == 1 else f"{invoice}/{run}"
-                current, date, country, lines = invoice, record[4], record[7], []
+                current = invoice
+                invoice_at = _Invoice(name, at, at_text, record[c_country], [])
+            assert invoice_at is not None
             try:
-                qty: int | None = int(record[3])
+                qty: int | None = int(record[c_qty])
             except ValueError:
                 qty = None
-            customer = record[6].strip()
+            customer = record[c_customer].strip()
             if customer.endswith(".0"):
                 customer = customer[:-2]
-            code, why = product_code(record[1])
-            index = counted.get(invoice, 0) + len(lines) + 1
-            lines.append(_Row(index, code, why, record[2], qty, customer))
-        if current is not None and lines:
-            yield name, date, country, lines
+            code, why = product_code(record[c_code])
+            index = counted.get(invoice, 0) + len(invoice_at.rows) + 1
+            invoice_at.rows.append(_Row(index, code, why, record[c_description], qty, customer))
+        if invoice_at is not None:
+            yield invoice_at
 
 
 def _is_write_off(invoice: str, row: _Row) -> bool:
@@ -327,17 +415,15 @@ def _opening_stock(
 ) -> dict[tuple[str, str], tuple[datetime, int]]:
     """Per (location, sku): the time of its first order line or write-off, and the units."""
     first: dict[tuple[str, str], tuple[datetime, int]] = {}
-    for invoice, date, country, lines in _invoices(path, rows):
-        location = location_of(country)
-        at: datetime | None = None
-        for row in lines:
+    for invoice_at in _invoices(path, rows, clock):
+        invoice, at = invoice_at.name, invoice_at.at
+        location = location_of(invoice_at.country)
+        for row in invoice_at.rows:
             if row.code is None or row.qty is None:
                 continue
             if invoice.startswith("C"):
                 continue
             if row.qty > 0 or _is_write_off(invoice, row):
-                if at is None:
-                    at = clock.utc(date)[0]
                 key = (location, row.code)
                 seen = first.get(key)
                 units = abs(row.qty)
@@ -381,10 +467,15 @@ def retail_events(
                 stats.shipments += 1
             yield pending.topic, pending.key, orjson.dumps(pending.event)
 
-    for invoice, date, country, lines in _invoices(path, rows):
+    for invoice_at in _invoices(path, rows, clock):
+        invoice, at, at_text, lines = (
+            invoice_at.name,
+            invoice_at.at,
+            invoice_at.at_text,
+            invoice_at.rows,
+        )
         stats.rows += len(lines)
-        at, at_text = clock.utc(date)
-        location = location_of(country)
+        location = location_of(invoice_at.country)
         yield from due(at)
         if invoice.startswith("C"):
             yield from _cancellation(invoice, at_text, lines, orders_by_customer, shipments, stats)

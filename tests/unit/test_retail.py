@@ -1,15 +1,20 @@
-"""bench.retail reads the order histories users bring: plain or gzip, either encoding."""
+"""bench.retail reads the order histories users bring: plain or gzip, either encoding, either
+dataset's column names, the date forms they are published in."""
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from bench.retail import retail_events
+from bench.retail import RetailFormatError, retail_events
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 ROWS = [
@@ -96,3 +101,72 @@ def test_a_byte_order_mark_or_latin_1_text_reads_as_utf_8_does(
 ) -> None:
     path = write(tmp_path / "resaved.csv", [HEADER, *ROWS], gzipped=gzipped, encoding=encoding)
     assert replay(path) == expected
+
+
+def table(lines: list[str]) -> list[list[str]]:
+    return list(csv.reader(io.StringIO("\n".join(lines))))
+
+
+def as_csv(records: list[list[str]]) -> list[str]:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(records)
+    return out.getvalue().splitlines()
+
+
+def test_online_retail_ii_names_are_matched_by_name_in_any_order_and_case_extras_ignored(
+    tmp_path: Path, expected: list[tuple[str, bytes, dict[str, Any]]]
+) -> None:
+    names = [" invoice ", "Stock Code", "DESCRIPTION", "quantity", "Invoice_Date", "Price"]
+    names += ["customer id", "COUNTRY"]
+    order = [7, 3, 0, 8, 5, 1, 6, 4, 2]  # with an extra column (8) among them
+    records = [[*names, "Notes"]] + [[*r, "x"] for r in table(ROWS)]
+    shuffled = [[record[i] for i in order] for record in records]
+    path = write(tmp_path / "retail-ii.csv", as_csv(shuffled))
+    assert replay(path) == expected
+
+
+def test_a_missing_column_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    header = HEADER.replace(",CustomerID", "")
+    rows = [",".join(r[:6] + r[7:]) for r in table(ROWS)]
+    path = write(tmp_path / "no-customers.csv", [header, *rows])
+    with pytest.raises(RetailFormatError, match="no CustomerID column") as error:
+        replay(path)
+    assert "\n" not in str(error.value)
+    assert "Customer ID" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "form", ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M:%S"]
+)
+def test_the_published_date_forms_read_alike(
+    tmp_path: Path, expected: list[tuple[str, bytes, dict[str, Any]]], form: str
+) -> None:
+    records = table([HEADER, *ROWS])
+    for record in records[1:]:
+        at = datetime.strptime(record[4], "%Y-%m-%d %H:%M:%S")
+        text = at.strftime(form)
+        if "/" in form:  # the UCI original writes 12/1/2010 8:26, no leading zeros
+            text = text.replace("/0", "/").lstrip("0").replace(" 0", " ")
+        record[4] = text
+    assert records[1][4] != ROWS[0].split(",")[4]
+    path = write(tmp_path / "dates.csv", as_csv(records))
+    assert replay(path) == expected
+
+
+def test_month_first_dates_are_uk_local_time(tmp_path: Path) -> None:
+    row = "540001,22423,REGENCY CAKESTAND 3 TIER,1,6/1/2011 9:05,12.75,13047,United Kingdom"
+    events = replay(write(tmp_path / "summer.csv", [HEADER, row]))
+    placed = [event for _, _, event in events if event["type"] == "order.placed"]
+    assert placed[0]["occurred_at"] == "2011-06-01T08:05:00Z"
+
+
+@pytest.mark.parametrize("text", ["2010-13-01 08:26:00", "01.12.2010 08:26", "", "yesterday"])
+def test_a_date_in_no_known_form_is_an_error_naming_its_line(tmp_path: Path, text: str) -> None:
+    records = table([HEADER, *ROWS])
+    records[3][4] = text
+    path = write(tmp_path / "bad-date.csv", as_csv(records))
+    with pytest.raises(
+        RetailFormatError, match=re.escape(f"line 4: InvoiceDate {text!r}")
+    ) as error:
+        replay(path)
+    assert "\n" not in str(error.value)
