@@ -9,10 +9,10 @@ batch (consumers deduplicate by position).
 
 from __future__ import annotations
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.db import Connection
-from shared.events.ledger import dumps, entry_message
 from shared.kafka import send_keyed
 from shared.outbox import OutboxPublisher
 
@@ -22,11 +22,39 @@ from .postgres import NOTIFY_CHANNEL
 RELAY_LOCK = 7_300_200
 RELAY_NAME = "stock.ledger.v1"
 
-_FETCH = """
-SELECT position, entry_id, sku, location, kind, on_hand, committed, damaged, quality_control,
-       incoming, occurred_at, recorded_at, source_event_id, source_type, reference, detail
+
+def _utc(column: str) -> str:
+    """SQL for a ``timestamptz`` column as orjson writes it with ``OPT_UTC_Z``."""
+    seconds = 'YYYY-MM-DD"T"HH24:MI:SS'
+    return (
+        f"to_char({column} AT TIME ZONE 'UTC', CASE WHEN date_part('microseconds', {column})::int"
+        f" % 1000000 = 0 THEN '{seconds}\"Z\"' ELSE '{seconds}.US\"Z\"' END)"
+    )
+
+
+# Each entry's message is rendered by PostgreSQL, byte for byte as ``dumps(entry_message(row))``
+# renders it (keys in that order, no blanks, times in UTC with ``Z`` and microseconds only when
+# there are some, ``reference`` and ``detail`` only when set, ``detail`` as stored): decoding 16
+# columns into Python objects and encoding them again cost the relay about half its CPU.
+_FETCH = f"""
+SELECT position, convert_to(location || '|' || sku, 'UTF8') AS key, convert_to(
+  '{{"position":' || position || ',"entry_id":"' || entry_id || '","sku":' || to_json(sku)::text
+  || ',"location":' || to_json(location)::text || ',"kind":' || to_json(kind)::text
+  || ',"deltas":{{"on_hand":' || on_hand || ',"committed":' || committed
+  || ',"damaged":' || damaged || ',"quality_control":' || quality_control
+  || ',"incoming":' || incoming || '}},"occurred_at":"' || {_utc("occurred_at")}
+  || '","recorded_at":"' || {_utc("recorded_at")}
+  || '","source_event_id":"' || source_event_id || '","source_type":' || to_json(source_type)::text
+  || coalesce(',"reference":' || to_json(reference)::text, '')
+  || coalesce(',"detail":' || detail::text, '') || '}}', 'UTF8') AS message
 FROM ledger_entries WHERE position > $1 ORDER BY position LIMIT $2
 """
+
+
+async def rendered(conn: Connection, after: int, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` entries after position ``after``, in position order: each as its
+    position, its key and its message, both in UTF-8."""
+    return list(await conn.fetch(_FETCH, after, limit))
 
 
 class Relay(OutboxPublisher):
@@ -55,14 +83,14 @@ class Relay(OutboxPublisher):
         )
 
     async def publish_once(self, conn: Connection) -> int:
-        rows = await conn.fetch(_FETCH, self.position, self.batch_size)
+        rows = await rendered(conn, self.position, self.batch_size)
         if rows:
             await send_keyed(
                 self.producer,
                 self.topic,
-                [(f"{r['location']}|{r['sku']}".encode(), dumps(entry_message(r))) for r in rows],
+                [(r[1], r[2]) for r in rows],
             )
-            self.position = rows[-1]["position"]
+            self.position = rows[-1][0]
             await conn.execute(
                 "INSERT INTO relay_positions (relay, position) VALUES ($1, $2)"
                 " ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position",
