@@ -1,11 +1,12 @@
 """bench.retail reads the order histories users bring: plain or gzip, either encoding, either
-dataset's column names, the date forms they are published in."""
+dataset's column names, the date forms they are published in, rows in any order."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import random
 import re
 from datetime import datetime
 from pathlib import Path
@@ -170,3 +171,56 @@ def test_a_date_in_no_known_form_is_an_error_naming_its_line(tmp_path: Path, tex
     ) as error:
         replay(path)
     assert "\n" not in str(error.value)
+
+
+def test_invoices_newest_first_give_the_events_of_the_file_oldest_first(
+    tmp_path: Path, expected: list[tuple[str, bytes, dict[str, Any]]]
+) -> None:
+    invoices: dict[str, list[str]] = {}
+    for row in ROWS:
+        invoices.setdefault(row.split(",")[0], []).append(row)
+    newest_first = [row for rows in reversed(invoices.values()) for row in rows]
+    assert replay(write(tmp_path / "newest-first.csv", [HEADER, *newest_first])) == expected
+
+
+def outline(events: list[tuple[str, bytes, dict[str, Any]]]) -> list[tuple[Any, ...]]:
+    """What the events say, line ids aside, in a fixed order."""
+    out: list[tuple[Any, ...]] = []
+    for topic, key, event in events:
+        data = event["data"]
+        lines = sorted((line.get("sku"), line.get("qty")) for line in data.get("lines", []))
+        what = (data.get("order_id"), data.get("sku"), data.get("qty"), tuple(lines))
+        out.append((topic, key, event["type"], event["occurred_at"], what))
+    return sorted(out, key=repr)
+
+
+def test_rows_in_any_order_give_events_in_time_order(tmp_path: Path) -> None:
+    rows = [*ROWS]
+    ordered = replay(write(tmp_path / "ordered.csv", [HEADER, *ROWS]))
+    for seed in range(5):
+        random.Random(seed).shuffle(rows)
+        events = replay(write(tmp_path / f"shuffled-{seed}.csv", [HEADER, *rows]))
+        times = [event["occurred_at"] for _, _, event in events]
+        assert times == sorted(times)
+        assert outline(events) == outline(ordered)
+
+
+def test_an_interrupted_invoice_is_two_orders_in_a_sorted_file_and_one_in_an_unsorted_one(
+    tmp_path: Path,
+) -> None:
+    first, second, third = ROWS[0], ROWS[2].replace("08:28", "08:26"), ROWS[1]
+    interrupted = [HEADER, first, second, third]
+    placed = [
+        (event["data"]["order_id"], [line["line_id"] for line in event["data"]["lines"]])
+        for _, _, event in replay(write(tmp_path / "sorted.csv", interrupted))
+        if event["type"] == "order.placed"
+    ]
+    assert placed == [("536365", ["1"]), ("536366", ["1"]), ("536365/2", ["2"])]
+    later = ROWS[5]  # 10:00, so the 08:26 rows after it are out of order
+    unsorted = [HEADER, first, later, second, third]
+    placed = [
+        (event["data"]["order_id"], [line["line_id"] for line in event["data"]["lines"]])
+        for _, _, event in replay(write(tmp_path / "unsorted.csv", unsorted))
+        if event["type"] == "order.placed"
+    ]
+    assert placed == [("536365", ["1", "2"]), ("536366", ["1"]), ("536381", ["1"])]
