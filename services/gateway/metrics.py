@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+CHILDREN_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,23 @@ class GatewayMetrics:
     delivery_lag: Histogram
     pending: Gauge
     oldest_failing: Gauge
+    _children: dict[tuple[int, tuple[str, ...]], Counter] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def labelled(self, counter: Counter, *labels: str) -> Counter:
+        """``counter.labels(*labels)``, kept for the next request (a few hundred series at most;
+        beyond that, looked up each time)."""
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = counter.labels(*labels)
+            if len(self._children) < CHILDREN_KEPT:
+                self._children[key] = child
+        return child
+
+    def published_of(self, topic: str, origin: str) -> Counter:
+        return self.labelled(self.published, topic, origin)
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:

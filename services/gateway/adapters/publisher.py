@@ -22,10 +22,12 @@ class Publisher:
     async def publish(self, events: Sequence[Routed], origin: str) -> None:
         futures = [
             await self.producer.send(
-                self.prefix + e.topic, orjson.dumps(e.event), key=e.key.encode()
+                self.prefix + e.topic,
+                orjson.dumps(e.event) if e.value is None else e.value,
+                key=e.key.encode(),
             )
             for e in events
         ]
         await asyncio.gather(*futures)
         for e in events:
-            self.metrics.published.labels(e.topic, origin).inc()
+            self.metrics.published_of(e.topic, origin).inc()

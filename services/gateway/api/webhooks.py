@@ -63,7 +63,8 @@ def webhook_routes(
             metrics.skipped_lines.labels(source, "no_sku").inc(mapped.skipped_lines)
         events, refused = [], []
         for event in mapped.events:
-            checked = decode(orjson.dumps(event))
+            value = orjson.dumps(event)
+            checked = decode(value)
             if isinstance(checked, Rejection):
                 metrics.skipped_lines.labels(source, checked.reason).inc()
                 refused.append(
@@ -74,7 +75,7 @@ def webhook_routes(
                     extra={"source": source, "reason": checked.reason},
                 )
             else:
-                events.append(routed(event))
+                events.append(routed(event, value))
         await publisher.publish(events, source)
         body: dict[str, Any] = {
             "published": len(events),
@@ -83,7 +84,7 @@ def webhook_routes(
         }
         if refused:
             body["refused"] = refused
-        return JSONResponse(body)
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def shopify(request: Request) -> Response:
         body = await body_within(request, MAX_BODY)
@@ -99,7 +100,7 @@ def webhook_routes(
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return error(400, "invalid_json", "the body is not JSON")
-        metrics.webhooks.labels("shopify", topic[:64]).inc()
+        metrics.labelled(metrics.webhooks, "shopify", topic[:64]).inc()
         mapped = shopify_events(topic, webhook_id, header(request, "shop-domain"), payload, config)
         return await publish("shopify", topic, mapped)
 
@@ -118,7 +119,7 @@ def webhook_routes(
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return error(400, "invalid_json", "the body is not JSON")
-        metrics.webhooks.labels("woocommerce", topic[:64]).inc()
+        metrics.labelled(metrics.webhooks, "woocommerce", topic[:64]).inc()
         store = request.headers.get("x-wc-webhook-source", "")
         mapped = woocommerce_events(topic, store, payload, settings.woocommerce_location)
         return await publish("woocommerce", topic, mapped)

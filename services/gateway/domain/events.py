@@ -8,6 +8,7 @@ so that a retried or duplicated delivery yields the same id and the ledger appli
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,29 +42,32 @@ class Routed:
     topic: str  # the contract's name, without the deployment's prefix
     key: str
     event: dict[str, Any]
+    value: bytes | None = None  # the event as JSON, when the caller already has it
 
 
-def routed(event: dict[str, Any]) -> Routed:
-    """The topic and key of a contract event (already validated)."""
+def routed(event: dict[str, Any], value: bytes | None = None) -> Routed:
+    """The topic and key of a contract event (already validated); ``value``, the event's JSON if
+    the caller serialized it already (to validate it), is published as it is."""
     kind: str = event["type"]
     data = event["data"]
     if kind.startswith("order."):
-        return Routed(ORDERS, str(data["order_id"]), event)
+        return Routed(ORDERS, str(data["order_id"]), event, value)
     if kind.startswith("replenishment."):
-        return Routed(REPLENISHMENT_UPDATES, str(data["request_id"]), event)
+        return Routed(REPLENISHMENT_UPDATES, str(data["request_id"]), event, value)
     location = data.get("location") or data.get("from_location")
-    return Routed(SCANS, f"{location}|{data['sku']}", event)
+    return Routed(SCANS, f"{location}|{data['sku']}", event, value)
 
 
-def rfc3339(value: object, fallback: str) -> str:
+def rfc3339(value: object, fallback: str | Callable[[], str]) -> str:
     """``value`` when it is a time with an offset; a naive one is taken as UTC (WooCommerce's
-    ``*_gmt`` fields); anything else gives ``fallback``."""
+    ``*_gmt`` fields); anything else gives ``fallback`` (called, if a function: ``now`` is read
+    only when needed)."""
     if not isinstance(value, str) or not value:
-        return fallback
+        return fallback if isinstance(fallback, str) else fallback()
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        return fallback
+        return fallback if isinstance(fallback, str) else fallback()
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.isoformat()

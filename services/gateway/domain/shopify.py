@@ -92,7 +92,7 @@ def shopify_events(
             "location": config.location(payload.get("location_id")),
             "lines": lines,
         }
-        at = rfc3339(payload.get("created_at"), now())
+        at = rfc3339(payload.get("created_at"), now)
         return Mapped([envelope(ident("order.placed"), "order.placed", at, source, data)], skipped)
 
     if topic == "orders/cancelled":
@@ -109,7 +109,7 @@ def shopify_events(
             "location": config.location(payload.get("location_id")),
             "lines": lines,
         }
-        at = rfc3339(payload.get("created_at"), now())
+        at = rfc3339(payload.get("created_at"), now)
         kind = "order.fulfilled"
         return Mapped([envelope(ident(kind), kind, at, source, data)], skipped)
 
