@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import sys
 import time
 import uuid
@@ -27,7 +28,8 @@ from rich.table import Table
 from shared.kafka import client_options
 from shared.settings import Settings
 
-from .endtoend import retail_replay, sustained
+from .cpu import in_suite_total, spread
+from .endtoend import CpuRun, retail_replay, sustained
 from .ledger import ledger_ingest, raw_consume, raw_copy, rows_per_batch
 from .peer import run_peer
 from .processes import RESULTS, ServiceProcess, stop_cleanly_on_sigterm, write_results
@@ -73,6 +75,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             RESULTS,
             f"sustain-{tag}",
             options.refine,
+            CpuRun(options.cpu_rate, options.cpu_seconds, options.cpu_windows, options.cpu_warm_up),
         )
     forget(logs, options.keep)
     async with scratch_stack(base, options.keep) as (settings, database_url, tag):
@@ -122,7 +125,7 @@ async def run_services(base: Settings, options: argparse.Namespace) -> dict[str,
     events, keep = options.events, options.keep
     async with scratch_stack(base, keep) as (settings, database_url, tag):
         return await _run_services(
-            settings, database_url, tag, events, options.latency_seconds, keep
+            settings, database_url, tag, events, options.latency_seconds, options.latency_runs, keep
         )
 
 
@@ -132,6 +135,7 @@ async def _run_services(
     tag: str,
     events: int,
     latency_seconds: float,
+    latency_runs: int,
     keep: bool,
 ) -> dict[str, Any]:
     ledger = ServiceProcess(
@@ -152,7 +156,9 @@ async def _run_services(
         consume = await raw_consume(settings, events)
         ingest = await ledger_ingest(ledger, relay, database_url, events)
         apply = await projector_apply(projector, settings, ingest["entries"])
-        latency = await event_to_visible(settings, 1000, latency_seconds)
+        latency = repeated_latency(
+            [await event_to_visible(settings, 1000, latency_seconds) for _ in range(latency_runs)]
+        )
         ledger.stop()
         relay.stop()
         projector.stop()
@@ -179,6 +185,21 @@ async def _run_services(
             "ledger_ingest_over_raw_consume": ingest["per_second"] / consume["per_second"],
             "projector_apply_over_raw_consume": apply["per_second"] / consume["per_second"],
         },
+    }
+
+
+def repeated_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of event_to_visible at one rate: the median run's p50 and p99, each run's figures,
+    and the spread of p99 and p50 over the runs."""
+    p50s, p99s = [r["p50_ms"] for r in runs], [r["p99_ms"] for r in runs]
+    return {
+        "rate": runs[0]["rate"],
+        "events": runs[0]["events"],
+        "runs": runs,
+        "p50_ms": statistics.median(p50s),
+        "p99_ms": statistics.median(p99s),
+        "p50_ms_spread": spread(p50s),
+        "p99_ms_spread": spread(p99s),
     }
 
 
@@ -220,10 +241,12 @@ def show(results: dict[str, Any], events: int) -> None:
         f"{r['projector_apply_over_raw_consume']:.3f} of raw consume",
     )
     table.add_row("  peak RSS", f"{apply['peak_rss_bytes'] / mib:,.0f} MiB", "")
+    p99 = latency["p99_ms_spread"]
     table.add_row(
         f"event to visible at {latency['rate']:,}/s",
         f"p50 {latency['p50_ms']:,.0f} ms, p99 {latency['p99_ms']:,.0f} ms",
-        f"{latency['events']:,} events",
+        f"{len(latency['runs'])} runs of {latency['events']:,} events;"
+        f" p99 {p99['min']:,.0f} to {p99['max']:,.0f} ms",
     )
     table.add_row(
         "rebuild",
@@ -271,6 +294,8 @@ def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
         "held " + (", ".join(f"{s['rate']:,}" for s in tried if s["held"]) or "none"),
         "not held " + (", ".join(f"{s['rate']:,}" for s in tried if not s["held"]) or "none"),
     )
+    if "cpu" in sustain:
+        _cpu_rows(table, sustain["cpu"])
     failed = sustain["lowest_not_held"]
     if failed is not None:
         table.add_row(
@@ -295,6 +320,27 @@ def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
         f"{replay['rows']:,} rows read, {replay['rejected']:,} rejected",
     )
     table.add_row("  peak RSS", _mib(replay["peak_rss_bytes"]), "")
+
+
+def _cpu_rows(table: Table, cpu: dict[str, Any]) -> None:
+    """CPU ms per 1,000 events: the suite's total, then each process, heaviest first."""
+
+    def figure(s: dict[str, float]) -> str:
+        return f"{s['mean']:,.1f} ms ({s['min']:,.1f} to {s['max']:,.1f})"
+
+    total, windows = cpu["total"], cpu["windows"]
+    rate = sum(w["events_per_second"] for w in windows) / len(windows)
+    saturation = "below saturation" if cpu["below_saturation"] else "a lag grew: saturated"
+    table.add_row(
+        f"CPU per 1,000 events at {cpu['rate']:,}/s",
+        figure(total),
+        f"{len(windows)} windows of {cpu['seconds'] / len(windows):g} s, {rate:,.0f} events/s;"
+        f" {saturation}",
+    )
+    by_process = sorted(cpu["by_process"].items(), key=lambda kv: -kv[1]["mean"])
+    for name, figures in by_process:
+        note = "" if in_suite_total(name) else "not in the total"
+        table.add_row(f"  {name}", figure(figures), note)
 
 
 def _peer_rows(table: Table, results: dict[str, Any]) -> None:
@@ -353,6 +399,36 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         f"({','.join(str(r) for r in RATES)})",
     )
     parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=3,
+        help="how many times the latency run is repeated, for its spread (3)",
+    )
+    parser.add_argument(
+        "--cpu-rate",
+        type=int,
+        default=5_000,
+        help="the steady end-to-end rate at which CPU per 1,000 events is read, events/s (5,000)",
+    )
+    parser.add_argument(
+        "--cpu-seconds",
+        type=float,
+        default=60.0,
+        help="how long CPU is read at that rate, after the warm-up; 0 skips it (60)",
+    )
+    parser.add_argument(
+        "--cpu-windows",
+        type=int,
+        default=3,
+        help="the CPU reading is split into this many windows, for its spread (3)",
+    )
+    parser.add_argument(
+        "--cpu-warm-up",
+        type=float,
+        default=10.0,
+        help="seconds at the CPU rate before the reading starts (10)",
+    )
+    parser.add_argument(
         "--refine",
         type=int,
         default=2,
@@ -383,9 +459,15 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay only the first rows of the order history (all)",
     )
     args = parser.parse_args(argv)
+    if args.cpu_windows < 1 or args.latency_runs < 1:
+        parser.error("--cpu-windows and --latency-runs take 1 or more")
     if args.smoke:
         args.events = 3_000
         args.latency_seconds = 3.0
+        args.latency_runs = min(args.latency_runs, 2)
+        args.cpu_rate = min(args.cpu_rate, 1_000)
+        args.cpu_seconds = min(args.cpu_seconds, 3.0)
+        args.cpu_warm_up = min(args.cpu_warm_up, 1.0)
         args.sustain_seconds = min(args.sustain_seconds, 3.0)
         args.rates = args.rates if "--rates" in (argv or sys.argv) else (1_000, 2_000)
         args.refine = 0
@@ -411,6 +493,11 @@ def main() -> None:
         "sizes": {
             "events": events,
             "latency_seconds": args.latency_seconds,
+            "latency_runs": args.latency_runs,
+            "cpu_rate": args.cpu_rate,
+            "cpu_seconds": args.cpu_seconds,
+            "cpu_windows": args.cpu_windows,
+            "cpu_warm_up": args.cpu_warm_up,
             "sustain_seconds": args.sustain_seconds,
             "rates": list(args.rates),
             "refine": args.refine,

@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ from shared.kafka import client_options, librdkafka_options
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER, topic_specs
 
+from .cpu import CpuSampler, cpu_in_window, per_thousand, summarise
 from .processes import ServiceProcess, free_port
 from .progress import Progress
 from .retail import DATA, ReplayStats, retail_events
@@ -283,6 +285,17 @@ async def _drain(probe: LagProbe, services: Services, limit: float) -> float | N
     return None
 
 
+@dataclass(frozen=True)
+class CpuRun:
+    """A steady ``rate`` for ``warm_up`` seconds, then ``seconds`` measured in ``windows``
+    consecutive windows."""
+
+    rate: int = 5_000
+    seconds: float = 60.0
+    windows: int = 3
+    warm_up: float = 10.0
+
+
 async def sustained(
     settings: Settings,
     database_url: str,
@@ -292,16 +305,19 @@ async def sustained(
     logs: Path,
     tag: str,
     refine: int = 2,
+    cpu: CpuRun | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
-    """Input at each rate in turn for ``seconds``, until a rate is not held: the producer falls
-    short of it, a lag (ledger, relay, projector) grows through the window by more than one
-    second of its inflow (or one batch, whichever is larger), or the backlog does not drain
-    within 30 s once the input stops. Then up to ``refine`` more rates, each halfway between
-    the highest rate held and the lowest not held (to the nearest 500). Returns the figures and
-    the services' log files."""
+    """First, with ``cpu``, the CPU time of every process per 1,000 events at its steady rate
+    (on the fresh database, before any rate is tried). Then input at each rate in turn for
+    ``seconds``, until a rate is not held: the producer falls short of it, a lag (ledger, relay,
+    projector) grows through the window by more than one second of its inflow (or one batch,
+    whichever is larger), or the backlog does not drain within 30 s once the input stops. Then
+    up to ``refine`` more rates, each halfway between the highest rate held and the lowest not
+    held (to the nearest 500). Returns the figures and the services' log files."""
     services = Services(settings, logs, tag, replenisher)
     services.start()
     probe = await LagProbe(settings, database_url, replenisher).start()
+    cpu_figures: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = []
     overall: dict[str, int] = {}
     stop = threading.Event()
@@ -317,6 +333,10 @@ async def sustained(
 
     try:
         await services.ready()
+        if cpu is not None and cpu.seconds > 0:
+            cpu_figures = await cpu_per_event(settings, database_url, services, probe, cpu, stop)
+            if await _drain(probe, services, 300.0) is None:
+                raise RuntimeError("the backlog of the CPU run did not drain within 300 s")
         for rate in rates:
             if not (await step(rate))["held"]:
                 break
@@ -347,7 +367,90 @@ async def sustained(
         "lowest_not_held": not_held[0] if not_held else None,
         "steps": steps,
     }
+    if cpu_figures is not None:
+        result["cpu_ms_per_1000_events"] = cpu_figures["total"]["mean"]
+        result["cpu_ms_per_1000_events_by_process"] = {
+            name: figures["mean"] for name, figures in cpu_figures["by_process"].items()
+        }
+        result["cpu"] = cpu_figures
     return result, services.logs
+
+
+async def cpu_per_event(
+    settings: Settings,
+    database_url: str,
+    services: Services,
+    probe: LagProbe,
+    run: CpuRun,
+    stop: threading.Event,
+) -> dict[str, Any]:
+    """The CPU time of every process of the suite per 1,000 input events at ``run.rate``, in
+    each of ``run.windows`` windows after the warm-up (see bench.cpu), and whether the rate was
+    below saturation (no lag grew through the measured part by more than a second of input)."""
+    total = int(run.rate * (run.warm_up + run.seconds + 2))
+    messages = await asyncio.to_thread(lambda: list(input_messages(total, seed=999)))
+    pids = {name: s.proc.pid for name, s in services.all.items() if s.proc is not None}
+    sampler = await CpuSampler(pids, settings.kafka_bootstrap_servers, database_url).start()
+    producing = asyncio.ensure_future(
+        asyncio.to_thread(paced_produce, settings, run.rate, messages, stop)
+    )
+    marks: list[tuple[int, int, float]] = []  # (sample index, input end offsets, time)
+    lags: list[tuple[float, dict[str, int]]] = []  # seconds into the measured part, lags
+    started = time.perf_counter()
+    measured = started + run.warm_up
+    length = run.seconds / run.windows
+    try:
+        with Progress(f"cpu at {run.rate:,}/s", round(run.warm_up + run.seconds)) as progress:
+            for n in range(run.windows + 1):
+                boundary = measured + n * length
+                while (now := time.perf_counter()) < boundary:
+                    services.check()
+                    if producing.done():
+                        raise RuntimeError(f"the producer stopped early: {producing.result()}")
+                    await asyncio.sleep(min(1.0, boundary - now))
+                    sampler.samples.append(await sampler.sample())
+                    if n:
+                        lags.append((time.perf_counter() - measured, await probe.sample()))
+                    progress.update(round(time.perf_counter() - started))
+                lag = await probe.sample()
+                sampler.samples.append(await sampler.sample())
+                marks.append((len(sampler.samples) - 1, lag["inputs"], time.perf_counter()))
+                lags.append((time.perf_counter() - measured, lag))
+    finally:
+        await sampler.close()
+        if not producing.done():
+            stop.set()
+        with contextlib.suppress(Exception):
+            await producing
+        stop.clear()
+    windows: list[dict[str, Any]] = []
+    for (i, before, t0), (j, after, t1) in itertools.pairwise(marks):
+        events = after - before
+        ms = per_thousand(cpu_in_window(sampler.samples, i, j), events)
+        windows.append(
+            {
+                "events": events,
+                "seconds": t1 - t0,
+                "events_per_second": events / (t1 - t0),
+                "ms_per_1000_events": ms,
+            }
+        )
+    summary = summarise([w["ms_per_1000_events"] for w in windows])
+    growths = {
+        name: growth([(t, lag[name]) for t, lag in lags], run.seconds)
+        for name in (*probe.groups, "relay")
+    }
+    tolerance = max(float(run.rate), float(settings.batch_max_records))
+    return {
+        "rate": run.rate,
+        "seconds": run.seconds,
+        "warm_up_seconds": run.warm_up,
+        "below_saturation": all(g <= tolerance for g in growths.values()),
+        "lag_growth": growths,
+        "lag_tolerance": tolerance,
+        "windows": windows,
+        **summary,
+    }
 
 
 async def _step(
