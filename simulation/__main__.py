@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.retail import DATA, retail_events
+from bench.retail import DATA, RetailFormatError, retail_events
 
 from . import frontier, report
 from .closed_loop import SimConfig, in_range, simulate
@@ -42,8 +42,8 @@ def main() -> None:
         "--csv",
         type=Path,
         default=DATA,
-        help="order history (Online Retail "
-        "columns, gzip or plain CSV); default: the shipped history",
+        help="order history: Online Retail or Online Retail II columns (found by name), plain"
+        " CSV or gzip, UTF-8 or Latin-1, rows in any order; default: the shipped history",
     )
     parser.add_argument("--policy", choices=(*POLICIES, "all"), default="all")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
@@ -88,7 +88,10 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    events = [orjson.loads(value) for _, _, value in retail_events(args.csv, rows=args.rows)]
+    try:
+        events = [orjson.loads(v) for _, _, v in retail_events(args.csv, rows=args.rows)]
+    except RetailFormatError as error:
+        raise SystemExit(str(error)) from None
     events = list(in_range(events, args.start, args.end))
     console = Console()
     console.print(f"{len(events):,} events read in {time.perf_counter() - started:.1f}s")

@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bench.endtoend import LagProbe
-from bench.retail import DATA, retail_events
+from bench.retail import DATA, RetailFormatError, retail_events
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_REQUESTS, REPLENISHMENT_UPDATES, SCANS
@@ -392,7 +392,10 @@ async def run(args: argparse.Namespace) -> None:
     settings = Settings()
     console = Console()
     with console.status("reading the order history"):
-        events = history(args.csv, args.rows, args.opening_days)
+        try:
+            events = history(args.csv, args.rows, args.opening_days)
+        except RetailFormatError as error:
+            raise SystemExit(str(error)) from None
     console.print(
         f"{len(events):,} events from {events[0]['occurred_at'][:10]} to "
         f"{events[-1]['occurred_at'][:10]}, {args.speed:g} days of history per second"
@@ -482,7 +485,13 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m simulation.demo", description=__doc__)
     parser.add_argument("--speed", type=float, default=2.0, help="days of history per second")
-    parser.add_argument("--csv", type=Path, default=DATA, help="order history (Online Retail CSV)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=DATA,
+        help="order history: Online Retail or Online Retail II columns (found by name), plain"
+        " CSV or gzip, UTF-8 or Latin-1, rows in any order; default: the shipped history",
+    )
     parser.add_argument("--rows", type=int, help="replay only the first ROWS rows")
     parser.add_argument("--opening-days", type=int, default=14, help="opening stock, in days")
     parser.add_argument("--plot", type=Path, default=Path("demo.png"), help="plot file")
