@@ -23,7 +23,7 @@ from shared.settings import Settings
 from shared.topics import LEDGER, LEVELS
 
 from .adapters.consumer import ProjectorConsumer
-from .adapters.store import ReadModel
+from .adapters.store import API_SESSION_SETTINGS, ReadModel
 from .api.openapi import full_document
 from .api.routes import stock_routes
 from .metrics import ProjectorMetrics
@@ -79,9 +79,7 @@ class ProjectorService:
         # The consumer writes the read model; the API reads (and sets policies) with a role of
         # its own, through a pool of its own.
         self.pool = await asyncpg.create_pool(s.database_dsn(), min_size=1, max_size=s.db_pool_size)
-        self.api_pool = await asyncpg.create_pool(
-            s.api_database_dsn(), min_size=1, max_size=s.db_pool_size
-        )
+        self.api_pool = await api_pool(s)
         model = ReadModel(self.pool)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "projector", self.assignment)
         levels = producer(s)
@@ -120,6 +118,16 @@ class ProjectorService:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+async def api_pool(settings: Settings) -> asyncpg.Pool:
+    """The HTTP API's pool: its own role, and plans made for each statement's values."""
+    return await asyncpg.create_pool(
+        settings.api_database_dsn(),
+        min_size=1,
+        max_size=settings.db_pool_size,
+        server_settings=API_SESSION_SETTINGS,
+    )
 
 
 def create_service(settings: Settings) -> ProjectorService:
