@@ -224,3 +224,11 @@ def test_an_interrupted_invoice_is_two_orders_in_a_sorted_file_and_one_in_an_uns
         if event["type"] == "order.placed"
     ]
     assert placed == [("536365", ["1", "2"]), ("536366", ["1"]), ("536381", ["1"])]
+
+
+def test_an_empty_file_is_an_error_and_a_header_alone_no_events(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(RetailFormatError, match="empty"):
+        replay(empty)
+    assert replay(write(tmp_path / "header.csv.gz", [HEADER], gzipped=True)) == []
