@@ -477,7 +477,11 @@ def retail_events(
     path: Path = DATA, *, rows: int | None = None, stats: ReplayStats | None = None
 ) -> Iterator[tuple[str, bytes, bytes]]:
     """The history's events in time order, as ``(topic, key, value)``; ``rows`` limits the rows
-    read (the first ``rows``, for a short replay). ``stats``, if given, is filled as it goes."""
+    read (the first ``rows``, for a short replay). ``stats``, if given, is filled as it goes.
+
+    A file in time order is streamed; any other is held in memory whole, about 120 bytes a row,
+    to be sorted (see the module's *The file*). Raises :class:`RetailFormatError` for a file
+    without the columns read or with a date in none of :data:`DATE_FORMS`."""
     stats = stats if stats is not None else ReplayStats()
     clock = _Clock()
     with contextlib.closing(_records(path, rows, clock)) as records:
