@@ -166,3 +166,40 @@ def test_a_new_item_is_stocked_from_its_first_line_where_items_sell_daily() -> N
     assert figures is not None
     assert figures.reorder_point >= 2  # a request before it runs out, not after two weeks
     assert figures.lines_per_day == pytest.approx(1.0, rel=0.5)
+
+
+@pytest.mark.parametrize("cv", [0.3, 0.8])
+def test_an_uncertain_rate_keeps_the_mean_and_adds_its_variance(cv: float) -> None:
+    """A gamma-distributed rate (negative binomial arrivals): the mean of the compound
+    demand is unchanged, its variance grows by (cv × mean)²."""
+    rate, sizes, weights = 2.5, [1, 3, 12], [0.5, 0.3, 0.2]
+    pmf = compound_poisson(rate, sizes, weights, 2000, cv)
+    units = np.arange(2000)
+    mean = rate * sum(s * w for s, w in zip(sizes, weights, strict=True))
+    variance = rate * sum(s * s * w for s, w in zip(sizes, weights, strict=True))
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-9)
+    assert float(units @ pmf) == pytest.approx(mean, rel=1e-6)
+    assert float(((units - mean) ** 2) @ pmf) == pytest.approx(
+        variance + (cv * mean) ** 2, rel=1e-6
+    )
+
+
+def test_unit_lines_at_an_uncertain_rate_are_negative_binomial() -> None:
+    rate, cv = 3.0, 0.5
+    k = 1 / cv**2
+    p = k / (k + rate)
+    pmf = compound_poisson(rate, [1], [1.0], 80, cv)
+    expected = [
+        math.exp(math.lgamma(k + n) - math.lgamma(k) - math.lgamma(n + 1)) * p**k * (1 - p) ** n
+        for n in range(80)
+    ]
+    assert pmf == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_rate_read_from_few_lines_is_less_certain_than_one_read_from_many() -> None:
+    settings = LineSettings(rate_cv=0.5)
+    few = estimate([1.0, 9.0, 18.0], [2, 2, 2], 28.0, 1.0, settings)
+    many = estimate([1.0 + d / 4 for d in range(108)], [2] * 108, 28.0, 1.0, settings)
+    assert few.cv > many.cv > 0.5
+    assert few.cv > 0.9  # two lines counted: the estimate's own error dominates
+    assert many.cv < 0.6
