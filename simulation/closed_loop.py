@@ -4,7 +4,10 @@ Pure: no I/O. The caller supplies the history's input events in time order (as t
 produces them) and the policy to try; the same rules the services run do the work (the ledger's
 ``apply_event``, the replenisher's ``decide`` and forecasts). Lost sales: an order line that
 available stock cannot fully serve when it is placed is not taken (counted unfilled, and still
-counted as demand). A request is confirmed at once and received ``lead_time_days`` later.
+counted as demand). With ``backorders``, every line is taken, as the ledger takes it (the world
+of ``make demo`` and ``--through-stack``): a line is counted filled when the stock available just
+before it covered it, and one that was not drives available below zero until a receipt makes it
+good. A request is confirmed at once and received ``lead_time_days`` later.
 
 Set-up, the same for every policy: each item starts with ``opening_days`` of its demand (the
 mean over its first ``baseline_days``, known in advance as a buyer would estimate it), received
@@ -47,6 +50,7 @@ class SimConfig:
     budget_units: float | None = None  # lines: expected units held, instead of a target
     refresh_days: int = 7  # normal and lines: forecasts and the price, every so many days
     report_from: date | None = None  # figures from this day on are reported apart as well
+    backorders: bool = False  # every line is taken (as the ledger does), not lost when short
 
     @property
     def setting(self) -> float:
@@ -254,9 +258,11 @@ class ClosedLoop:
             self.planner.add_line(item, today.toordinal(), line["qty"])
             self.result.order_lines += 1
             self.result.units_demanded += line["qty"]
-            if self.available(item) >= line["qty"]:
+            covered = self.available(item) >= line["qty"]
+            if covered:
                 self.result.lines_filled += 1
                 self.result.units_filled += line["qty"]
+            if covered or self.config.backorders:
                 taken.append(line)
                 # commit now, so the order's next lines see what this one took
                 self.state.balance(item).committed += line["qty"]

@@ -18,6 +18,7 @@ import itertools
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -435,47 +436,69 @@ async def run(args: argparse.Namespace) -> None:
     lines = sum(n for _, _, n in fill)
     filled = sum(f * n for _, f, n in fill)
     baseline: SimResult | None = None
+    own: SimResult | None = None
     if not demo.interrupted:
+        # both in the demo's world: every line taken, a short one backordered
         with console.status("simulating the static baseline on the same history"):
             baseline = await asyncio.to_thread(
-                simulate, events, SimConfig("static", opening_days=args.opening_days)
+                simulate,
+                events,
+                SimConfig("static", opening_days=args.opening_days, backorders=True),
+            )
+        with console.status(f"simulating {settings.default_policy} on the same history"):
+            own = await asyncio.to_thread(
+                simulate,
+                events,
+                SimConfig(
+                    settings.default_policy,
+                    opening_days=args.opening_days,
+                    target_fill=settings.target_fill,
+                    budget_units=settings.stock_budget_units,
+                    backorders=True,
+                ),
             )
     start = _at(events[0])
     fill_later, held_later = after_first_month(demo.p.samples, fill, start)
     summary = Table(title="summary")
     summary.add_column("figure")
     summary.add_column("demo (the suite, live)", justify="right")
+    summary.add_column(f"{settings.default_policy} (simulated)", justify="right")
     summary.add_column("static baseline (simulated)", justify="right")
-    later = baseline.period(start.date() + FIRST_MONTH) if baseline else None
-    summary.add_row("events published", f"{demo.p.published:,}", "")
-    summary.add_row("order lines", f"{lines:,}", f"{baseline.order_lines:,}" if baseline else "")
-    summary.add_row(
+    cut = start.date() + FIRST_MONTH
+    sims = [(r, r.period(cut)) if r else None for r in (own, baseline)]
+
+    def row(figure: str, live: str, simulated: Callable[[SimResult, dict[str, Any]], str]) -> None:
+        summary.add_row(figure, live, *(simulated(*s) if s else "" for s in sims))
+
+    row("events published", f"{demo.p.published:,}", lambda r, p: "")
+    row("order lines", f"{lines:,}", lambda r, p: f"{r.order_lines:,}")
+    row(
         "line fill rate",
         f"{filled / lines:.3f}" if lines else "-",
-        f"{baseline.fill_rate:.3f}" if baseline else "",
+        lambda r, p: f"{r.fill_rate:.3f}",
     )
-    summary.add_row(
+    row(
         "line fill rate after the first month",
         f"{fill_later:.3f}" if fill_later is not None else "-",
-        f"{later['line_fill_rate']:.3f}" if later else "",
+        lambda r, p: f"{p['line_fill_rate']:.3f}",
     )
-    summary.add_row(
+    row(
         "average units on hand after the first month",
         f"{held_later:,.0f}" if held_later is not None else "-",
-        f"{later['average_units_held']:,.0f}" if later else "",
+        lambda r, p: f"{p['average_units_held']:,.0f}",
     )
-    summary.add_row(
+    row(
         "requests raised (transfers)",
         f"{demo.p.requests:,} ({demo.p.transfers:,})",
-        f"{baseline.requests:,}" if baseline else "",
+        lambda r, p: f"{r.requests:,}",
     )
-    summary.add_row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}", "")
+    row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}", lambda r, p: "")
     console.print(summary)
     console.print(
         "The demo's orders are backordered (every line is taken; a line counts as filled when"
-        " the stock available just before it covered it); the simulated baseline loses the"
-        " lines it cannot serve. `python -m simulation --through-stack` runs any policy through"
-        " the services on the same rows; `python -m simulation --frontier` compares them."
+        " the stock available just before it covered it), and so are the simulated columns'"
+        " (`python -m simulation --backorders`: the services' rules in one process, deciding"
+        " once a day). `python -m simulation --frontier` compares the policies."
     )
     if demo.p.samples and fill:
         plot(demo.p.samples, fill, args.plot, baseline)

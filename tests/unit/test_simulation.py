@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -61,3 +62,27 @@ def test_one_wholesale_order_does_not_fill_the_shelf_for_the_next_one() -> None:
     # steady demand is 7 units a day: with the spike counted whole, the level would jump by
     # hundreds and the stock with it; capped, it stays within a few weeks' demand
     assert max(d["units_held"] for d in result.daily) < 7 * 21
+
+
+def test_with_backorders_a_line_stock_cannot_cover_is_taken_and_holds_the_next_ones_back() -> None:
+    """Lost sales forget the wholesale line; backorders take it, as the ledger does, so the
+    shelf is empty (available below zero) until a receipt makes it good."""
+    events = history(84)
+    at = "2011-04-10T11:00:00Z"
+    events.append(ev.placed("BIG", "UK", [("1", "MUG", 2000)], occurred_at=at))
+    events.append(ev.shipped("MUG", "UK", 2000, "BIG", "1", occurred_at="2011-04-10T15:00:00Z"))
+    events.sort(key=lambda e: e["occurred_at"])
+    config = SimConfig("static", lead_time_days=3, review_days=7)
+    lost = simulate(events, config)
+    backordered = simulate(events, replace(config, backorders=True))
+    assert lost.order_lines == backordered.order_lines == 84 * 2 + 1
+    # the big line is not covered in either world, but only a backorder leaves the next lines
+    # unserved: about a lead time of them, until the request for the backlog arrives
+    assert lost.order_lines - lost.lines_filled == 1
+    unserved = backordered.order_lines - backordered.lines_filled
+    assert 1 + 2 * 2 <= unserved <= 1 + 2 * (3 + 2)
+    # the backlog is bought too (one request brings the position back up, standing in for a
+    # regular one)
+    assert backordered.units_requested - lost.units_requested > 2000 - 7 * 3
+    # and once it is made good, the shelf goes back to what steady demand needs
+    assert backordered.daily[-1]["units_held"] < 7 * 21
