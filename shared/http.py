@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .params import BadParameterError
 
@@ -90,7 +91,7 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def serve_http(app: Starlette, host: str, port: int, stopping: asyncio.Event) -> None:
+async def serve_http(app: ASGIApp, host: str, port: int, stopping: asyncio.Event) -> None:
     """Serve ``app`` until ``stopping`` is set; signals are left to the service."""
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from shared.http import error, health_routes, serve_http
 from shared.kafka import Assignment, batch_consumer, producer, start_client
@@ -26,7 +27,7 @@ from .adapters.store import GatewayStore
 from .api.endpoints import endpoint_routes
 from .api.events import event_routes
 from .api.openapi import openapi_document
-from .api.webhooks import webhook_routes
+from .api.webhooks import WebhookApp, webhook_handlers, webhook_routes
 from .metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,12 @@ class GatewayService:
             "kafka_assigned": self.assignment.assigned.is_set(),
         }
 
-    def app(self, store: GatewayStore, publisher: Publisher) -> Starlette:
+    def app(self, store: GatewayStore, publisher: Publisher) -> ASGIApp:
         s = self.settings
+        webhooks = webhook_handlers(s, publisher, self.metrics)
         routes = [
             *health_routes(self.metrics.registry, self.ready),
-            *webhook_routes(s, publisher, self.metrics),
+            *webhook_routes(webhooks),
             *event_routes(s, publisher, store, self.metrics),
             *endpoint_routes(s, store),
             Route("/openapi.json", self._openapi),
@@ -65,7 +67,9 @@ class GatewayService:
             log.error("request failed", exc_info=exc, extra={"path": request.url.path})
             return error(503, "unavailable", "Kafka or PostgreSQL did not answer; try again")
 
-        return Starlette(routes=routes, exception_handlers={Exception: failed})
+        return WebhookApp(
+            Starlette(routes=routes, exception_handlers={Exception: failed}), webhooks
+        )
 
     async def _openapi(self, _: Request) -> Response:
         return JSONResponse(openapi_document())
