@@ -28,7 +28,9 @@ benchmark replays it; the demo and the simulation can reuse it. The mapping, kep
   item's first order line or write-off there, of twice its total ordered and written-off units
   over the rows read (so stock runs down but not out, cancellations aside).
 - **Skipped stock codes.** Codes that are not products (``POST``, ``D``, ``M``, ``m``,
-  ``BANK CHARGES``, ``AMAZONFEE``, ``DOT``, ``S``, ``C2``, ``PADS``, ``gift_0001_*``, ``DCGS*``),
+  ``BANK CHARGES``, ``AMAZONFEE``, ``DOT``, ``S``, ``C2``, ``PADS``, ``gift_0001_*``, ``DCGS*``,
+  and those of the dataset's later and earlier years: ``B`` (bad debt), ``CRUK`` (commission),
+  ``ADJUST*``, ``TEST*``),
   and empty or invalid codes (after stripping blanks; at most 64 printable characters). Codes
   keep their case: ``85123A`` and ``85123a`` are different items.
 - **Times.** ``InvoiceDate`` is UK local time: read as Europe/London and sent in UTC
@@ -99,9 +101,9 @@ OPENING_FACTOR = 2
 OPENING_LEAD = timedelta(hours=1)
 
 NOT_PRODUCTS = frozenset(
-    {"POST", "D", "M", "m", "BANK CHARGES", "AMAZONFEE", "DOT", "S", "C2", "PADS"}
+    {"POST", "D", "M", "m", "BANK CHARGES", "AMAZONFEE", "DOT", "S", "C2", "PADS", "B", "CRUK"}
 )
-NOT_PRODUCT_PREFIXES = ("gift_0001_", "DCGS")
+NOT_PRODUCT_PREFIXES = ("gift_0001_", "DCGS", "ADJUST", "TEST")
 EU = frozenset(
     {
         "Austria",

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.retail import RetailFormatError, retail_events
+from bench.retail import RetailFormatError, product_code, retail_events
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 ROWS = [
@@ -232,3 +232,13 @@ def test_an_empty_file_is_an_error_and_a_header_alone_no_events(tmp_path: Path) 
     with pytest.raises(RetailFormatError, match="empty"):
         replay(empty)
     assert replay(write(tmp_path / "header.csv.gz", [HEADER], gzipped=True)) == []
+
+
+@pytest.mark.parametrize("code", ["B", "CRUK", "ADJUST2", "TEST001", "POST", "DCGS0003"])
+def test_the_codes_of_fees_and_adjustments_of_any_year_are_not_products(code: str) -> None:
+    assert product_code(code) == (None, "not_a_product")
+
+
+def test_product_codes_are_kept_as_they_are() -> None:
+    assert product_code(" 85123A ") == ("85123A", "")
+    assert product_code("85123a") == ("85123a", "")
