@@ -4,6 +4,7 @@ ways (Standard Webhooks' published test vector), outbound matching and retry wai
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.gateway.domain.deliveries import (
     verdict,
     wants,
 )
-from services.gateway.domain.events import routed
+from services.gateway.domain.events import NAMESPACE, event_id, routed
 from services.gateway.domain.shopify import ShopifyConfig, shopify_events
 from services.gateway.domain.signatures import (
     body_signed,
@@ -247,3 +248,21 @@ def test_during_a_rotation_either_shop_secret_is_accepted():
     assert signed_by_any(body, signature(body, "new-secret"), both)
     assert not signed_by_any(body, signature(body, "other"), both)
     assert not signed_by_any(body, signature(body, ""), secrets_of(" , "))
+
+
+def test_event_ids_are_the_uuid5_of_their_parts() -> None:
+    """Ids are dedupe keys already in the ledger: the fast derivation must give uuid5's."""
+    rng = random.Random(5)
+    alphabet = "abcXYZ019-/_.:|\x1f é€𝄞"
+    for _ in range(2_000):
+        parts = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+            if rng.random() < 0.7
+            else rng.randrange(-(10**15), 10**15)
+            for _ in range(rng.randrange(0, 6))
+        ]
+        expected = str(uuid.uuid5(NAMESPACE, "\x1f".join(str(p) for p in parts)))
+        assert event_id(*parts) == expected
+    assert event_id("shopify", "shop", "w-1", "order.placed") == str(
+        uuid.uuid5(NAMESPACE, "shopify\x1fshop\x1fw-1\x1forder.placed")
+    )
