@@ -46,6 +46,37 @@ LEFT JOIN replenishment_plans pl USING (sku, location)
 """
 
 
+# Order lines per item, day and size, and units ordered per item and day, in one round trip.
+_ADD_DEMAND = """
+WITH lines AS (
+  INSERT INTO demand_lines (sku, location, day, qty, lines)
+  SELECT s, l, d::date, q, n FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
+    AS t(s, l, d, q, n)
+  ON CONFLICT (sku, location, day, qty) DO UPDATE SET lines = demand_lines.lines + EXCLUDED.lines
+)
+INSERT INTO demand_daily (sku, location, day, units)
+SELECT s, l, d::date, u FROM unnest($6::text[], $7::text[], $8::text[], $9::bigint[])
+  AS t(s, l, d, u)
+ON CONFLICT (sku, location, day) DO UPDATE SET units = demand_daily.units + EXCLUDED.units
+"""
+# The requests a batch raises, in the order raised (their seq, the order the outbox publishes
+# them in), and each item's count of requests made.
+_INSERT_REQUESTS = """
+INSERT INTO replenishment_requests (request_id, event_id, sku, location, qty, kind, from_location,
+                                    needed_by, reason, message)
+SELECT r, e, s, l, q, k, f, n, re, m
+FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+            $8::timestamptz[], $9::jsonb[], $10::jsonb[]) WITH ORDINALITY
+  AS t(r, e, s, l, q, k, f, n, re, m, i)
+ORDER BY i
+"""
+_REQUESTS_MADE = """
+UPDATE replenisher_items i SET requests_made = u.made
+FROM unnest($1::text[], $2::text[], $3::int[]) AS u(sku, location, made)
+WHERE i.sku = u.sku AND i.location = u.location
+"""
+
+
 def request_ids(sku: str, location: str, number: int) -> tuple[str, uuid.UUID]:
     """The n-th request of an item: the same on every replay of the same history."""
     key = uuid.uuid5(REQUEST_NAMESPACE, f"{location}|{sku}|{number}")
@@ -143,25 +174,14 @@ class ReplenisherStore:
         if not demand:
             return
         keys = sorted(lines)
+        rows = sorted(demand)
         await conn.execute(
-            "INSERT INTO demand_lines (sku, location, day, qty, lines)"
-            " SELECT s, l, d::date, q, n FROM unnest($1::text[], $2::text[], $3::text[],"
-            " $4::int[], $5::int[]) AS t(s, l, d, q, n)"
-            " ON CONFLICT (sku, location, day, qty) DO UPDATE"
-            " SET lines = demand_lines.lines + EXCLUDED.lines",
+            _ADD_DEMAND,
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],
             [k[3] for k in keys],
             [lines[k] for k in keys],
-        )
-        rows = sorted(demand)
-        await conn.execute(
-            "INSERT INTO demand_daily (sku, location, day, units)"
-            " SELECT s, l, d::date, u FROM unnest($1::text[], $2::text[], $3::text[],"
-            " $4::bigint[]) AS t(s, l, d, u)"
-            " ON CONFLICT (sku, location, day) DO UPDATE"
-            " SET units = demand_daily.units + EXCLUDED.units",
             [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
@@ -279,7 +299,8 @@ class ReplenisherStore:
         if not due:
             return []
         sources = await self._sources(conn, sorted({k for k, _, _, _ in due}))
-        raised = []
+        raised: list[dict[str, Any]] = []
+        requests: list[tuple[Any, ...]] = []
         made = {k: items[k]["requests_made"] for k, _, _, _ in due}
         for key, at_position, _, occurred_at in due:
             item_figures = figures[key]
@@ -292,10 +313,21 @@ class ReplenisherStore:
                         if s.location == decision.from_location:
                             other[i] = replace(s, available=s.available - decision.qty)
             made[key] += 1
-            message = await self._raise(
-                conn, key, made[key], policies[key], decision, at_position, occurred_at
-            )
-            raised.append(message)
+            row = _request(key, made[key], policies[key], decision, at_position, occurred_at)
+            requests.append(row)
+            raised.append(row[-1])
+        await conn.execute(
+            _INSERT_REQUESTS,
+            *([row[i] for row in requests] for i in range(9)),
+            [orjson.dumps(row[9]).decode() for row in requests],
+        )
+        items_made = sorted(made)
+        await conn.execute(
+            _REQUESTS_MADE,
+            [k[0] for k in items_made],
+            [k[1] for k in items_made],
+            [made[k] for k in items_made],
+        )
         return raised
 
     async def _sources(self, conn: Connection, due: list[ItemKey]) -> dict[ItemKey, list[Source]]:
@@ -318,67 +350,58 @@ class ReplenisherStore:
             by_sku[r["sku"]].append(Source(r["location"], available, item_figures))
         return {k: [s for s in by_sku[k[0]] if s.location != k[1]] for k in due}
 
-    async def _raise(
-        self,
-        conn: Connection,
-        key: ItemKey,
-        number: int,
-        policy: Policy,
-        decision: Decision,
-        position: int,
-        occurred_at: str,
-    ) -> dict[str, Any]:
-        sku, location = key
-        request_id, event_id = request_ids(sku, location, number)
-        at = datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
-        needed_by = at + timedelta(days=policy.lead_time_days)
-        f = decision.figures
-        reason = {
-            "inventory_position": position,
-            "reorder_point": round(f.reorder_point, 3),
-            "safety_stock": round(f.safety_stock, 3),
-            "daily_demand": round(f.daily_demand, 4),
-            "lead_time_days": policy.lead_time_days,
-            "policy": policy.policy,
-        }
-        data: dict[str, Any] = {
-            "request_id": request_id,
-            "sku": sku,
-            "location": location,
-            "qty": decision.qty,
-            "kind": decision.kind,
-            "needed_by": _rfc3339(needed_by),
-            "reason": reason,
-        }
-        if decision.from_location is not None:
-            data["from_location"] = decision.from_location
-        message = {
-            "event_id": str(event_id),
-            "type": "replenishment.requested",
-            "schema_version": 1,
-            "occurred_at": _rfc3339(at),
-            "source": SOURCE,
-            "data": data,
-        }
-        await conn.execute(
-            "INSERT INTO replenishment_requests (request_id, event_id, sku, location, qty, kind,"
-            " from_location, needed_by, reason, message) VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            request_id,
-            event_id,
-            sku,
-            location,
-            decision.qty,
-            decision.kind,
-            decision.from_location,
-            needed_by,
-            orjson.dumps(reason).decode(),
-            orjson.dumps(message).decode(),
-        )
-        await conn.execute(
-            "UPDATE replenisher_items SET requests_made = $3 WHERE sku = $1 AND location = $2",
-            sku,
-            location,
-            number,
-        )
-        return message
+
+def _request(
+    key: ItemKey,
+    number: int,
+    policy: Policy,
+    decision: Decision,
+    position: int,
+    occurred_at: str,
+) -> tuple[Any, ...]:
+    """The row of the item's ``number``-th request (as ``_INSERT_REQUESTS`` takes its columns,
+    the reason as JSON), and last its message."""
+    sku, location = key
+    request_id, event_id = request_ids(sku, location, number)
+    at = datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
+    needed_by = at + timedelta(days=policy.lead_time_days)
+    f = decision.figures
+    reason = {
+        "inventory_position": position,
+        "reorder_point": round(f.reorder_point, 3),
+        "safety_stock": round(f.safety_stock, 3),
+        "daily_demand": round(f.daily_demand, 4),
+        "lead_time_days": policy.lead_time_days,
+        "policy": policy.policy,
+    }
+    data: dict[str, Any] = {
+        "request_id": request_id,
+        "sku": sku,
+        "location": location,
+        "qty": decision.qty,
+        "kind": decision.kind,
+        "needed_by": _rfc3339(needed_by),
+        "reason": reason,
+    }
+    if decision.from_location is not None:
+        data["from_location"] = decision.from_location
+    message = {
+        "event_id": str(event_id),
+        "type": "replenishment.requested",
+        "schema_version": 1,
+        "occurred_at": _rfc3339(at),
+        "source": SOURCE,
+        "data": data,
+    }
+    return (
+        request_id,
+        event_id,
+        sku,
+        location,
+        decision.qty,
+        decision.kind,
+        decision.from_location,
+        needed_by,
+        orjson.dumps(reason).decode(),
+        message,
+    )
