@@ -275,23 +275,21 @@ class ReplenisherStore:
                 planned = await plan_new_items(conn, firsts, state, self.line_settings)
                 for k, lines in planned.items():
                     figures[k] = figures_for(policies[k], None, lines)
-        # The position before the batch, then entry by entry.
+        # The position before the batch, then entry by entry, for the items that have figures
+        # (the others raise nothing): each entry's move is worked out once.
         position = {
             k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
         }
-        for e in fresh:
-            key = (e["sku"], e["location"])
-            if key in position:
-                position[key] -= _moves_position(e, released)
+        walk = [
+            (key, f, _moves_position(e, released), e)
+            for e in fresh
+            if (f := figures.get(key := (e["sku"], e["location"]))) is not None
+        ]
+        for key, _, moved, _ in walk:
+            position[key] -= moved
         due: list[tuple[ItemKey, int, int, str]] = []  # item, position, qty, at
-        for e in fresh:
-            key = (e["sku"], e["location"])
-            if key not in position:
-                continue
-            position[key] += _moves_position(e, released)
-            f = figures[key]
-            if f is None:
-                continue
+        for key, f, moved, e in walk:
+            position[key] += moved
             qty = order_quantity(policies[key], f, position[key])
             if qty > 0:
                 due.append((key, position[key], qty, e["occurred_at"]))
