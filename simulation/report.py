@@ -20,16 +20,23 @@ from .closed_loop import SimConfig
 
 
 def results_table(results: list[dict[str, Any]], title: str) -> Table:
-    """One row per policy run: line fill rate, average units held, requests, stockout days."""
+    """One row per policy run: line fill rate, average units held, requests (of which
+    transfers), stockout days."""
     table = Table(title=title)
-    for column in ("policy", "line fill rate", "avg units held", "requests", "stockout item-days"):
+    for column in (
+        "policy",
+        "line fill rate",
+        "avg units held",
+        "requests (transfers)",
+        "stockout item-days",
+    ):
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
             r["policy"],
             f"{r['line_fill_rate']:.3f}",
             f"{r['average_units_held']:,.0f}",
-            f"{r['requests']:,}",
+            f"{r['requests']:,}" + (f" ({r['transfers']:,})" if r.get("transfers") else ""),
             f"{r['stockout_item_days']:,}",
         )
     return table

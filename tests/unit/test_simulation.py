@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from simulation.closed_loop import SimConfig, simulate
+from simulation.closed_loop import SimConfig, baseline_demand, simulate
 
 from .. import events as ev
 
@@ -86,3 +86,28 @@ def test_with_backorders_a_line_stock_cannot_cover_is_taken_and_holds_the_next_o
     assert backordered.units_requested - lost.units_requested > 2000 - 7 * 3
     # and once it is made good, the shelf goes back to what steady demand needs
     assert backordered.daily[-1]["units_held"] < 7 * 21
+
+
+def test_a_line_cancelled_later_does_not_count_towards_the_opening_estimate() -> None:
+    events = history(30)
+    at = "2011-03-05T11:00:00Z"
+    events.append(ev.placed("BULK", "UK", [("1", "MUG", 5000)], occurred_at=at))
+    events.append(ev.cancelled("BULK", ["1"], occurred_at="2011-03-05T11:16:00Z"))
+    events.sort(key=lambda e: e["occurred_at"])
+    assert baseline_demand(events, 28)[("MUG", "UK")] == (3 + 4) * 28 / 28
+
+
+def test_a_location_short_of_a_sku_takes_another_location_s_surplus_before_buying() -> None:
+    """EU's opening stock of MUG was set by one early line that never comes again; UK's
+    steady demand is served from it by transfers before any unit is bought."""
+    events = history(84)
+    events.append(ev.placed("EU1", "EU", [("1", "MUG", 1400)], occurred_at="2011-03-01T09:00:00Z"))
+    events.sort(key=lambda e: e["occurred_at"])
+    result = simulate(events, SimConfig("static", lead_time_days=3, review_days=7))
+    assert result.transfers > 0
+    alone = simulate(
+        [e for e in events if e["data"].get("location") != "EU"],
+        SimConfig("static", lead_time_days=3, review_days=7),
+    )
+    assert alone.transfers == 0
+    assert result.units_requested < alone.units_requested
