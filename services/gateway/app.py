@@ -80,7 +80,10 @@ class GatewayService:
             s.database_dsn(), min_size=1, max_size=max(s.db_pool_size, POOL_SIZE)
         )
         store = GatewayStore(self.pool)
-        outgoing = producer(s)
+        # No linger: aiokafka has one produce request in flight to a broker at a time, and the
+        # sends of the webhooks that arrive meanwhile go together in the next one; waiting
+        # longer only delays each answer (measured: no fewer CPU seconds per webhook).
+        outgoing = producer(s, linger_ms=0)
         topics = [s.topic_prefix + REPLENISHMENT_REQUESTS, s.topic_prefix + LEVELS]
         consumer = batch_consumer(s, topics, "gateway", self.assignment)
         try:
