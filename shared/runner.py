@@ -15,6 +15,8 @@ import gc
 import logging
 import os
 import signal
+import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +30,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLEANUP_SECONDS = 5.0  # after abandoning a drain, how long closing connections may take
+# A service whose start fails on a temporary error (the database or the broker away: restarting
+# as the service starts) is started again for this long after the process started.
+START_PATIENCE_S = 60.0
 
 
 class Service(Protocol):
@@ -39,6 +44,7 @@ def run_service(service: Service, settings: Settings, *, gc_threshold: int = 50_
     """Run ``service`` until SIGTERM or SIGINT. A batch creates tens of thousands of short-lived
     objects; with the default collector thresholds the collector ran so often that it took half
     of the ledger's fold time, hence ``gc_threshold`` (allocations between young collections)."""
+    started = time.monotonic()
     configure_logging(settings.log_level, settings.secret_values())
     gc.set_threshold(gc_threshold, 20, 100)
     gc.freeze()
@@ -48,6 +54,7 @@ def run_service(service: Service, settings: Settings, *, gc_threshold: int = 50_
         running = asyncio.current_task()
         assert running is not None
         deadline: list[asyncio.TimerHandle] = []
+        stopped: list[bool] = []
 
         def give_up() -> None:
             log.warning(
@@ -64,6 +71,7 @@ def run_service(service: Service, settings: Settings, *, gc_threshold: int = 50_
             os._exit(1)
 
         def stop() -> None:
+            stopped.append(True)
             service.stop()
             if not deadline:  # a second signal does not move the deadline
                 deadline.append(loop.call_later(settings.shutdown_timeout_s, give_up))
@@ -71,7 +79,7 @@ def run_service(service: Service, settings: Settings, *, gc_threshold: int = 50_
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         with contextlib.suppress(asyncio.CancelledError):
-            await service.run()
+            await run_patiently(service, started + START_PATIENCE_S, lambda: bool(stopped))
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -79,6 +87,41 @@ def run_service(service: Service, settings: Settings, *, gc_threshold: int = 50_
     except Exception:  # logged, so that the traceback goes through the secrets' redaction too
         log.exception("the service stopped on an error")
         raise SystemExit(1) from None
+
+
+async def run_patiently(
+    service: Service,
+    until: float,
+    stopped: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run ``service``; should it fail on a temporary error (see :func:`temporary`) before
+    ``until`` (a ``time.monotonic()``) and without being asked to stop, run it again after a
+    pause (0.5 s, doubling up to 5 s). Kafka clients wait for brokers as they start; this covers
+    the database too, and a process started just as PostgreSQL stops would otherwise exit."""
+    delay = 0.5
+    while True:
+        try:
+            await service.run()
+            return
+        except Exception as exc:
+            if not _temporary_all(exc) or stopped() or time.monotonic() + delay > until:
+                raise
+            log.warning(
+                "the service could not start: %s; starting again",
+                type(exc).__name__,
+                extra={"in_seconds": delay},
+            )
+        await sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _temporary_all(exc: BaseException) -> bool:
+    """:func:`temporary`, for each error of a task group's too; TLS that does not verify is
+    not waited for."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_temporary_all(e) for e in exc.exceptions)
+    return temporary(exc) and not isinstance(exc, ssl.SSLError)
 
 
 async def sleep_unless(stopping: asyncio.Event, seconds: float) -> bool:
