@@ -75,7 +75,13 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             RESULTS,
             f"sustain-{tag}",
             options.refine,
-            CpuRun(options.cpu_rate, options.cpu_seconds, options.cpu_windows, options.cpu_warm_up),
+            CpuRun(
+                options.cpu_rate,
+                options.cpu_seconds,
+                options.cpu_windows,
+                options.cpu_warm_up,
+                options.cpu_idle,
+            ),
         )
     forget(logs, options.keep)
     async with scratch_stack(base, options.keep) as (settings, database_url, tag):
@@ -337,9 +343,17 @@ def _cpu_rows(table: Table, cpu: dict[str, Any]) -> None:
         f"{len(windows)} windows of {cpu['seconds'] / len(windows):g} s, {rate:,.0f} events/s;"
         f" {saturation}",
     )
+    above = cpu["above_idle"]["by_process"]
+    table.add_row(
+        "  above what they spend at rest",
+        figure(cpu["above_idle"]["total"]),
+        f"at rest, read for {cpu['idle_seconds']:g} s before the input",
+    )
     by_process = sorted(cpu["by_process"].items(), key=lambda kv: -kv[1]["mean"])
     for name, figures in by_process:
-        note = "" if in_suite_total(name) else "not in the total"
+        note = f"above rest {above[name]['mean']:,.1f} ms"
+        if not in_suite_total(name):
+            note += "; not in the total"
         table.add_row(f"  {name}", figure(figures), note)
 
 
@@ -429,6 +443,12 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds at the CPU rate before the reading starts (10)",
     )
     parser.add_argument(
+        "--cpu-idle",
+        type=float,
+        default=10.0,
+        help="seconds the processes are read at rest, before the input starts (10)",
+    )
+    parser.add_argument(
         "--refine",
         type=int,
         default=2,
@@ -468,6 +488,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         args.cpu_rate = min(args.cpu_rate, 1_000)
         args.cpu_seconds = min(args.cpu_seconds, 3.0)
         args.cpu_warm_up = min(args.cpu_warm_up, 1.0)
+        args.cpu_idle = min(args.cpu_idle, 1.0)
         args.sustain_seconds = min(args.sustain_seconds, 3.0)
         args.rates = args.rates if "--rates" in (argv or sys.argv) else (1_000, 2_000)
         args.refine = 0
@@ -498,6 +519,7 @@ def main() -> None:
             "cpu_seconds": args.cpu_seconds,
             "cpu_windows": args.cpu_windows,
             "cpu_warm_up": args.cpu_warm_up,
+            "cpu_idle": args.cpu_idle,
             "sustain_seconds": args.sustain_seconds,
             "rates": list(args.rates),
             "refine": args.refine,

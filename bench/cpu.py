@@ -77,6 +77,18 @@ def per_thousand(cpu_seconds: Mapping[str, float], events: int) -> dict[str, flo
     return {name: seconds * 1e6 / events for name, seconds in cpu_seconds.items()}
 
 
+def above_idle(
+    ms_per_1000: Mapping[str, float], idle_ms_per_second: Mapping[str, float], per_second: float
+) -> dict[str, float]:
+    """CPU ms per 1,000 events less what each process spends at rest (``idle_ms_per_second``,
+    read with no input) over the time those events took at ``per_second``: the cost of the
+    events themselves, with polling, timers and a shared broker's other traffic taken out."""
+    return {
+        name: ms - idle_ms_per_second.get(name, 0.0) * 1000 / per_second
+        for name, ms in ms_per_1000.items()
+    }
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Mean, min, max and sample standard deviation (0 for a single value)."""
     return {

@@ -32,7 +32,7 @@ from shared.kafka import client_options, librdkafka_options
 from shared.settings import Settings
 from shared.topics import INPUT_TOPICS, LEDGER, topic_specs
 
-from .cpu import CpuSampler, cpu_in_window, per_thousand, summarise
+from .cpu import CpuSampler, above_idle, cpu_in_window, per_thousand, summarise
 from .processes import ServiceProcess, free_port
 from .progress import Progress
 from .retail import DATA, ReplayStats, retail_events
@@ -294,6 +294,7 @@ class CpuRun:
     seconds: float = 60.0
     windows: int = 3
     warm_up: float = 10.0
+    idle: float = 10.0  # seconds read before the input starts: each process's cost at rest
 
 
 async def sustained(
@@ -372,6 +373,7 @@ async def sustained(
         result["cpu_ms_per_1000_events_by_process"] = {
             name: figures["mean"] for name, figures in cpu_figures["by_process"].items()
         }
+        result["cpu_ms_per_1000_events_above_idle"] = cpu_figures["above_idle"]["total"]["mean"]
         result["cpu"] = cpu_figures
     return result, services.logs
 
@@ -391,6 +393,19 @@ async def cpu_per_event(
     messages = await asyncio.to_thread(lambda: list(input_messages(total, seed=999)))
     pids = {name: s.proc.pid for name, s in services.all.items() if s.proc is not None}
     sampler = await CpuSampler(pids, settings.kafka_bootstrap_servers, database_url).start()
+    idle: dict[str, float] = {}
+    if run.idle > 0:  # no input yet: what each process spends at rest, per second
+        sampler.samples.append(await sampler.sample())
+        at_rest = time.perf_counter()
+        while (waited := time.perf_counter() - at_rest) < run.idle:
+            await asyncio.sleep(min(1.0, run.idle - waited))
+            services.check()
+            sampler.samples.append(await sampler.sample())
+        seconds = time.perf_counter() - at_rest
+        idle = {
+            name: cpu * 1000 / seconds
+            for name, cpu in cpu_in_window(sampler.samples, 0, len(sampler.samples) - 1).items()
+        }
     producing = asyncio.ensure_future(
         asyncio.to_thread(paced_produce, settings, run.rate, messages, stop)
     )
@@ -436,6 +451,9 @@ async def cpu_per_event(
             }
         )
     summary = summarise([w["ms_per_1000_events"] for w in windows])
+    above = summarise(
+        [above_idle(w["ms_per_1000_events"], idle, w["events_per_second"]) for w in windows]
+    )
     growths = {
         name: growth([(t, lag[name]) for t, lag in lags], run.seconds)
         for name in (*probe.groups, "relay")
@@ -450,6 +468,9 @@ async def cpu_per_event(
         "lag_tolerance": tolerance,
         "windows": windows,
         **summary,
+        "idle_seconds": run.idle,
+        "idle_ms_per_second": idle,
+        "above_idle": above,
     }
 
 

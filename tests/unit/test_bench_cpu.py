@@ -11,6 +11,7 @@ from bench.cpu import (
     LOAD,
     PG_BACKGROUND,
     Sample,
+    above_idle,
     backend_owners,
     cpu_in_window,
     per_thousand,
@@ -77,6 +78,13 @@ def test_a_reused_pid_is_another_process() -> None:
 def test_cpu_seconds_become_milliseconds_per_thousand_events() -> None:
     assert per_thousand({"ledger": 2.0, BROKER: 0.5}, 40_000) == {"ledger": 50.0, BROKER: 12.5}
     assert per_thousand({"ledger": 2.0}, 0) == {"ledger": 0.0}
+
+
+def test_what_a_process_spends_at_rest_is_taken_out_over_the_time_the_events_took() -> None:
+    # 2,000 events/s: 1,000 events take half a second, in which 40 ms a second at rest is 20 ms
+    ms = {"ledger": 50.0, BROKER: 30.0, "relay": 5.0}
+    idle = {"ledger": 10.0, BROKER: 40.0}
+    assert above_idle(ms, idle, 2_000.0) == {"ledger": 45.0, BROKER: 10.0, "relay": 5.0}
 
 
 def test_the_suite_total_leaves_out_the_load_generator_and_the_servers_background() -> None:
