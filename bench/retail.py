@@ -92,6 +92,11 @@ DATA = (
     / "online-retail-2010-12_2011-06.csv.gz"
 )
 """The history shipped beside the repository (``shared/`` next to the work tree)."""
+CSV_HELP = (
+    "order history: Online Retail or Online Retail II columns (found by name), plain CSV or"
+    " gzip, UTF-8 or Latin-1, rows in any order; default: the shipped history"
+)
+"""What a command's ``--csv`` takes, as its help says."""
 
 SOURCE = "online-retail"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://stockledger.invalid/bench/online-retail")

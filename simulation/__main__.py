@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.retail import DATA, RetailFormatError, retail_events
+from bench.retail import CSV_HELP, DATA, RetailFormatError, retail_events
 
 from . import frontier, report
 from .closed_loop import SimConfig, in_range, simulate
@@ -42,8 +42,7 @@ def main() -> None:
         "--csv",
         type=Path,
         default=DATA,
-        help="order history: Online Retail or Online Retail II columns (found by name), plain"
-        " CSV or gzip, UTF-8 or Latin-1, rows in any order; default: the shipped history",
+        help=CSV_HELP,
     )
     parser.add_argument("--policy", choices=(*POLICIES, "all"), default="all")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")

@@ -32,7 +32,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bench.endtoend import LagProbe
-from bench.retail import DATA, RetailFormatError, retail_events
+from bench.retail import CSV_HELP, DATA, RetailFormatError, retail_events
 from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import ORDERS, REPLENISHMENT_REQUESTS, REPLENISHMENT_UPDATES, SCANS
@@ -512,8 +512,7 @@ def main() -> None:
         "--csv",
         type=Path,
         default=DATA,
-        help="order history: Online Retail or Online Retail II columns (found by name), plain"
-        " CSV or gzip, UTF-8 or Latin-1, rows in any order; default: the shipped history",
+        help=CSV_HELP,
     )
     parser.add_argument("--rows", type=int, help="replay only the first ROWS rows")
     parser.add_argument("--opening-days", type=int, default=14, help="opening stock, in days")
