@@ -75,12 +75,28 @@ def gateway_settings(settings: Settings, **more: Any) -> Settings:
     )
 
 
+async def listening(port: int) -> None:
+    """Wait until the port takes connections: a service reports ready once Kafka and the
+    database answer, which can be before its HTTP server has bound its socket."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
 @contextlib.asynccontextmanager
 async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         running(create_gateway(settings)),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway_port}") as client,
     ):
+        await listening(settings.gateway_port)
         yield client
 
 
