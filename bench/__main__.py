@@ -302,6 +302,14 @@ def _end_to_end_rows(table: Table, results: dict[str, Any]) -> None:
     )
     if "cpu" in sustain:
         _cpu_rows(table, sustain["cpu"])
+    planning = sustain.get("planning_pass")
+    if planning and planning["items"]:
+        table.add_row(
+            "  a planning pass, read apart",
+            f"{planning['cpu_seconds_per_1000_items']:,.2f} s of CPU per 1,000 items",
+            f"{planning['items']:,} items: {planning['cpu_seconds']:,.1f} s, its backend"
+            f" {planning['backend_cpu_seconds']:,.1f} s",
+        )
     failed = sustain["lowest_not_held"]
     if failed is not None:
         table.add_row(

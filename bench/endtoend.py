@@ -17,16 +17,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import httpx
+import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka import Producer
 
+from services.replenisher.app import plan_pass
 from shared.events.codec import Rejection, decode
 from shared.kafka import client_options, librdkafka_options
 from shared.settings import Settings
@@ -296,6 +299,19 @@ class CpuRun:
     warm_up: float = 10.0
     idle: float = 10.0  # seconds read before the input starts: each process's cost at rest
 
+    @property
+    def start(self) -> datetime:
+        """When the run's first event occurs. Its events occur at the rate they are sent, so
+        event time runs as a wall clock does in live operation, and the day turns a third of
+        the way into the warm-up: the replenisher's first planning pass (due once event time
+        has passed the first day it saw) runs then, and no other falls due in the measured
+        windows (they end before the next day). In live operation a pass comes once every
+        ``plan_every_days`` days, a negligible cost per event, so it is read apart
+        (:func:`planning_pass`). With the events one second apart, as the other runs have
+        them, event time ran ``rate`` times faster than a wall clock, and a pass over every
+        item fell due every two minutes at 5,000 events/s."""
+        return datetime(2011, 1, 2, tzinfo=UTC) - timedelta(seconds=self.warm_up / 3)
+
 
 async def sustained(
     settings: Settings,
@@ -309,7 +325,8 @@ async def sustained(
     cpu: CpuRun | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """First, with ``cpu``, the CPU time of every process per 1,000 events at its steady rate
-    (on the fresh database, before any rate is tried). Then input at each rate in turn for
+    (on the fresh database, before any rate is tried), and once the services have stopped, the
+    CPU time of a planning pass over the items of the run. Then input at each rate in turn for
     ``seconds``, until a rate is not held: the producer falls short of it, a lag (ledger, relay,
     projector) grows through the window by more than one second of its inflow (or one batch,
     whichever is larger), or the backlog does not drain within 30 s once the input stops. Then
@@ -375,7 +392,42 @@ async def sustained(
         }
         result["cpu_ms_per_1000_events_above_idle"] = cpu_figures["above_idle"]["total"]["mean"]
         result["cpu"] = cpu_figures
+        if replenisher:
+            result["planning_pass"] = await planning_pass(settings, database_url)
     return result, services.logs
+
+
+async def planning_pass(settings: Settings, database_url: str) -> dict[str, Any]:
+    """The CPU time of one planning pass of the replenisher (``plan_pass``: every item's lines
+    plan and the reorder points) over the items of ``database_url`` as of its latest day,
+    run here with the services stopped: this process's and its PostgreSQL backend's, in all
+    and per 1,000 items."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        backend = psutil.Process(await pool.fetchval("SELECT pg_backend_pid()"))
+        today = await pool.fetchval("SELECT max(day) FROM demand_lines")
+        if today is None:
+            return {"items": 0}
+
+        def clocks() -> tuple[float, float, float]:
+            times = backend.cpu_times()
+            return time.perf_counter(), time.process_time(), times.user + times.system
+
+        before = clocks()
+        planned = await plan_pass(pool, settings, today)
+        after = clocks()
+    finally:
+        await pool.close()
+    wall, own, server = (a - b for a, b in zip(after, before, strict=True))
+    items = int(planned["items"])
+    return {
+        "day": today.isoformat(),
+        "items": items,
+        "seconds": wall,
+        "cpu_seconds": own,
+        "backend_cpu_seconds": server,
+        "cpu_seconds_per_1000_items": (own + server) * 1000 / items if items else 0.0,
+    }
 
 
 async def cpu_per_event(
@@ -390,7 +442,9 @@ async def cpu_per_event(
     each of ``run.windows`` windows after the warm-up (see bench.cpu), and whether the rate was
     below saturation (no lag grew through the measured part by more than a second of input)."""
     total = int(run.rate * (run.warm_up + run.seconds + 2))
-    messages = await asyncio.to_thread(lambda: list(input_messages(total, seed=999)))
+    messages = await asyncio.to_thread(
+        lambda: list(input_messages(total, seed=999, start=run.start, per_second=run.rate))
+    )
     pids = {name: s.proc.pid for name, s in services.all.items() if s.proc is not None}
     sampler = await CpuSampler(pids, settings.kafka_bootstrap_servers, database_url).start()
     idle: dict[str, float] = {}

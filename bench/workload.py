@@ -14,22 +14,29 @@ import orjson
 from shared.topics import ORDERS, SCANS
 
 LOCATIONS = ("UK", "EU", "ROW")
+START = datetime(2011, 1, 1, tzinfo=UTC)
 
 
 def input_messages(
-    count: int, seed: int = 1, skus: int = 3000
+    count: int,
+    seed: int = 1,
+    skus: int = 3000,
+    start: datetime = START,
+    per_second: int = 1,
 ) -> Iterator[tuple[str, bytes, bytes]]:
     """``count`` (topic, key, value) messages: 55% orders placed (1-4 lines), 25% shipments,
-    12% receipts, 8% adjustments; items drawn with a long tail, as sales are."""
+    12% receipts, 8% adjustments; items drawn with a long tail, as sales are. They occur from
+    ``start``, ``per_second`` events to a second of event time (one a second by default; sent
+    at that rate, event time then runs as a wall clock does in live operation)."""
     rng = random.Random(seed)
     codes = [f"SKU-{i:05d}" for i in range(skus)]
     # cumulative weights once: random.choices would otherwise sum the 3,000 weights per draw
     # (the same draws either way)
     cum = list(accumulate(1 / (i + 1) ** 0.8 for i in range(skus)))
-    start = datetime(2011, 1, 1, tzinfo=UTC)
     open_orders: list[tuple[str, str, str, str, int]] = []
     for n in range(count):
-        at = (start + timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
+        moment = start + timedelta(microseconds=n * 1_000_000 // per_second)
+        at = moment.isoformat().replace("+00:00", "Z")
         roll = rng.random()
         location = rng.choice(LOCATIONS)
         sku = rng.choices(codes, cum_weights=cum)[0]

@@ -45,6 +45,9 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_figures(servers: Servers) 
     results = run_and_read(servers, ["bench", "--smoke"], "2*.json")
     assert results["ledger_ingest"]["per_second"] > 0
     assert results["ratios"]["ledger_ingest_over_raw_copy"] > 0
+    planning = results["end_to_end_sustained"]["planning_pass"]
+    assert planning["items"] > 0
+    assert planning["cpu_seconds_per_1000_items"] > 0
 
 
 def test_the_load_run_reports_latency_and_memory_over_time(servers: Servers) -> None:
