@@ -284,7 +284,10 @@ _VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
 
 def _id_prefix(event_id: uuid.UUID) -> Any:
     """The hash of the namespace and the event id, which all of an event's entry ids share."""
-    return hashlib.sha1(ENTRY_NAMESPACE.bytes + event_id.bytes)  # noqa: S324 - see above
+    return hashlib.sha1(_NAMESPACE_BYTES + event_id.bytes)  # noqa: S324 - see above
+
+
+_NAMESPACE_BYTES = ENTRY_NAMESPACE.bytes  # a property that builds the bytes on every read
 
 
 def _entry_id_after(prefix: Any, line_no: int) -> uuid.UUID:
@@ -682,17 +685,21 @@ def _moved(fx: _Effects, e: ScanMoved) -> None:
 def _placed(fx: _Effects, e: OrderPlaced) -> None:
     d = e.data
     order = fx.state.order(d.order_id)
-    last_of_sku = {placed.sku: placed.line_id for placed in d.lines}  # takes what the others left
+    last_of_sku: dict[str, str] | None = None  # made when first needed: rarely
     for placed in d.lines:
         line = order.lines.get(placed.line_id)
         if (
-            line is None and not order.cancelled and _unlined(placed.sku) not in order.lines
+            line is None
+            and not order.cancelled
+            and (not order.lines or _unlined(placed.sku) not in order.lines)
         ):  # the usual case, in short: a new line commits
             key = (placed.sku, d.location)
             order.lines[placed.line_id] = LineState(key[0], key[1], placed.qty)
             detail = {"order_id": d.order_id, "line_id": placed.line_id}
             fx.add(key, "commitment", reference=d.order_id, detail=detail, committed=placed.qty)
             continue
+        if last_of_sku is None:  # each sku's last line takes what the others left
+            last_of_sku = {placed.sku: placed.line_id for placed in d.lines}
         line = order.line(placed.line_id)
         committed = line.committed
         if line.ordered == 0:  # a line is placed once; a repeated placement changes nothing
