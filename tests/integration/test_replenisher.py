@@ -270,3 +270,48 @@ async def test_a_transfer_answering_a_request_confirms_it_and_its_receipt_receiv
     await eventually(lambda: _status_is(settings, rid, "received"))
     [request] = await requests_of(settings)
     assert (request["confirmed_qty"], request["received_qty"]) == (25, 25)
+
+
+async def test_between_sources_of_equal_surplus_the_first_location_by_name_sends(
+    database_url: str,
+) -> None:
+    """Whatever order PostgreSQL reads the sources in: ROW's row is written first here and
+    index scans and hash joins are off, so a scan in storage order meets ROW first (with
+    thousands of items, the plan, and so the order, varied from run to run)."""
+    pool = await asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=2,
+        server_settings={
+            "enable_indexscan": "off",
+            "enable_bitmapscan": "off",
+            "enable_hashjoin": "off",
+            "enable_mergejoin": "off",
+        },
+    )
+    try:
+        await pool.executemany(
+            "INSERT INTO replenishment_policies (sku, location, policy) VALUES ($1, $2, $3)",
+            [("MUG", location, orjson.dumps(MIN_MAX).decode()) for location in ("UK", "EU", "ROW")],
+        )
+        store = ReplenisherStore(pool)
+        position = 0
+
+        def entry(location: str, kind: str, **deltas: int) -> dict[str, Any]:
+            nonlocal position
+            position += 1
+            return {
+                "position": position,
+                "sku": "MUG",
+                "location": location,
+                "kind": kind,
+                "deltas": deltas,
+                "occurred_at": "2026-01-05T10:00:00Z",
+            }
+
+        for location, units in (("ROW", 100), ("EU", 100), ("UK", 30)):  # rows in this order
+            assert await store.apply([entry(location, "receipt", on_hand=units)]) == []
+        [raised] = await store.apply([entry("UK", "commitment", committed=25)])
+    finally:
+        await pool.close()
+    assert (raised["data"]["kind"], raised["data"]["from_location"]) == ("transfer", "EU")

@@ -330,7 +330,9 @@ class ReplenisherStore:
 
     async def _sources(self, conn: Connection, due: list[ItemKey]) -> dict[ItemKey, list[Source]]:
         """The other locations of each item's sku, that could send it a transfer: their
-        available units less what open transfer requests already ask of them."""
+        available units less what open transfer requests already ask of them. In the order of
+        their names, which settles a tie between equal surpluses the same way on every replay
+        (the order PostgreSQL happens to read them in varies with its plan)."""
         rows = await conn.fetch(
             _ITEMS.replace(
                 "FROM replenisher_items i",
@@ -338,7 +340,7 @@ class ReplenisherStore:
                 "   WHERE t.sku = i.sku AND t.from_location = i.location AND t.kind = 'transfer'"
                 "   AND t.status = 'open') AS promised FROM replenisher_items i",
             )
-            + " WHERE i.sku = ANY($1::text[])",
+            + " WHERE i.sku = ANY($1::text[]) ORDER BY i.sku, i.location",
             sorted({k[0] for k in due}),
         )
         by_sku: dict[str, list[Source]] = defaultdict(list)
