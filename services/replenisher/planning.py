@@ -14,7 +14,7 @@ so a replay at any speed, a backfill and live operation plan alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -85,15 +85,27 @@ async def _priors(conn: Connection | asyncpg.Pool, today: date) -> dict[str, flo
     )
 
 
+async def _lines(
+    conn: Connection | asyncpg.Pool, skus: Sequence[str], today: date
+) -> list[asyncpg.Record]:
+    """The order lines of the skus up to ``today``, by sku, location, day and size."""
+    return list(
+        await conn.fetch(
+            "SELECT sku, location, day, qty, lines FROM demand_lines"
+            " WHERE sku = ANY($1::text[]) AND day <= $2 ORDER BY sku, location, day, qty",
+            list(skus),
+            today,
+        )
+    )
+
+
 async def _histories(
     conn: Connection | asyncpg.Pool, skus: Sequence[str], today: date
 ) -> dict[Item, LineHistory]:
-    rows = await conn.fetch(
-        "SELECT sku, location, day, qty, lines FROM demand_lines"
-        " WHERE sku = ANY($1::text[]) AND day <= $2 ORDER BY sku, location, day, qty",
-        list(skus),
-        today,
-    )
+    return _histories_of(await _lines(conn, skus, today))
+
+
+def _histories_of(rows: Iterable[asyncpg.Record]) -> dict[Item, LineHistory]:
     histories: dict[Item, LineHistory] = {}
     for r in rows:
         item = (r["sku"], r["location"])
@@ -220,10 +232,18 @@ async def plan_new_items(
     its first line, its rate pooled with the location's early rates and its sizes with the same
     sku's lines elsewhere. Lines later the same day are not read, so the figures do not depend
     on how many of them arrived in the same batch."""
+    # the lines before each first day, of every sku new on that day, in one query per day
+    skus_by_day: dict[date, set[str]] = {}
+    for (sku, _), (day, _) in first_lines.items():
+        skus_by_day.setdefault(day, set()).add(sku)
+    lines: dict[tuple[date, str], list[asyncpg.Record]] = {}
+    for day, skus in sorted(skus_by_day.items()):
+        for row in await _lines(conn, sorted(skus), date.fromordinal(day.toordinal() - 1)):
+            lines.setdefault((day, row["sku"]), []).append(row)
     out: dict[Item, LineFigures] = {}
+    stored: dict[date, dict[Item, LineFigures]] = {}
     for item, (day, qty) in sorted(first_lines.items()):
-        before = day.toordinal() - 1
-        histories = await _histories(conn, [item[0]], date.fromordinal(before))
+        histories = _histories_of(lines.get((day, item[0]), ()))
         history = histories.get(item)
         if history is None:
             history = histories[item] = LineHistory(day.toordinal())
@@ -232,8 +252,11 @@ async def plan_new_items(
         demand = planner.demand(item, day.toordinal())
         if demand.rate > 0 and demand.sizes:
             c = curve(demand, settings)
-            out[item] = figures_at(c, best_point(c, state.price), demand)
-            await _store(conn, {item: out[item]}, day)
+            out[item] = stored.setdefault(day, {})[item] = figures_at(
+                c, best_point(c, state.price), demand
+            )
+    for day, figures in sorted(stored.items()):
+        await _store(conn, figures, day)
     return out
 
 
