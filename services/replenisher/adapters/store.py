@@ -9,12 +9,13 @@ the input position commit together, so a redelivered batch decides nothing twice
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -23,9 +24,18 @@ from shared.db import Connection, add_changes, lock_items
 from shared.levels import ItemKey, fresh_entries, summed
 
 from ..forecast import Forecast
-from ..lines import LineSettings
+from ..lines import LineFigures, LineSettings
 from ..planning import PLAN_COLUMNS, plan_new_items, plan_of, planner_state
-from ..policy import Decision, Figures, Policy, Source, decide, figures_for, order_quantity
+from ..policy import (
+    Decision,
+    Figures,
+    Policy,
+    Source,
+    decide,
+    figures_for,
+    line_figures,
+    order_quantity,
+)
 
 REQUEST_NAMESPACE = uuid.UUID("0d9c1c8a-3b59-4c55-8a4e-4f3b8e0f7a21")
 NOTIFY_CHANNEL = "replenishment_requested"
@@ -253,7 +263,20 @@ class ReplenisherStore:
         )
         items: dict[ItemKey, Mapping[str, Any]] = {(r["sku"], r["location"]): r for r in rows}
         policies = {k: self.policy_of(r) for k, r in items.items()}
-        figures = {k: self.figures_of(r) for k, r in items.items()}
+        # What each item is decided by, and the position above which nothing is due (its
+        # reorder point; static and min_max: none, order_quantity tells). A lines plan's full
+        # figures are built only for an item that falls to its reorder point: until then the
+        # stored point is all the walk needs. Items with neither raise nothing.
+        figures: dict[ItemKey, Figures] = {}
+        points: dict[ItemKey, float] = {}
+        for k, r in items.items():
+            policy = policies[k]
+            if policy.policy == "lines":
+                if r["reorder_point"] is not None:
+                    points[k] = r["reorder_point"]
+            elif (f := figures_for(policy, forecast_of(r), plan_of(r))) is not None:
+                figures[k] = f
+                points[k] = f.reorder_point if policy.policy == "normal" else math.inf
         first_line: dict[ItemKey, tuple[date, int]] = {}
         for e in fresh:
             if e["kind"] == "commitment" and (qty := e["deltas"].get("committed", 0)) > 0:
@@ -274,25 +297,36 @@ class ReplenisherStore:
                 firsts = {k: first_line[k] for k in unplanned}
                 planned = await plan_new_items(conn, firsts, state, self.line_settings)
                 for k, lines in planned.items():
-                    figures[k] = figures_for(policies[k], None, lines)
+                    figures[k] = line_figures(lines)
+                    points[k] = lines.reorder_point
+
+        def figures_of(key: ItemKey) -> Figures:
+            found = figures.get(key)
+            if found is None:  # a stored lines plan
+                row = items[key]
+                found = figures[key] = line_figures(cast(LineFigures, plan_of(row)))
+            return found
+
         # The position before the batch, then entry by entry, for the items that have figures
         # (the others raise nothing): each entry's move is worked out once.
         position = {
             k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
         }
         walk = [
-            (key, f, _moves_position(e, released), e)
+            (key, _moves_position(e, released), e)
             for e in fresh
-            if (f := figures.get(key := (e["sku"], e["location"]))) is not None
+            if (key := (e["sku"], e["location"])) in points
         ]
-        for key, _, moved, _ in walk:
+        for key, moved, _ in walk:
             position[key] -= moved
         due: list[tuple[ItemKey, int, int, str]] = []  # item, position, qty, at
-        for key, f, moved, e in walk:
-            position[key] += moved
-            qty = order_quantity(policies[key], f, position[key])
+        for key, moved, e in walk:
+            at = position[key] = position[key] + moved
+            if at > points[key]:
+                continue
+            qty = order_quantity(policies[key], figures_of(key), at)
             if qty > 0:
-                due.append((key, position[key], qty, e["occurred_at"]))
+                due.append((key, at, qty, e["occurred_at"]))
                 position[key] += qty  # requested, until confirmed
         if not due:
             return []
@@ -300,16 +334,22 @@ class ReplenisherStore:
         raised: list[dict[str, Any]] = []
         requests: list[tuple[Any, ...]] = []
         made = {k: items[k]["requests_made"] for k, _, _, _ in due}
+        # units of the transfers chosen so far, by the location sending them: its surplus is
+        # spoken for, as a source of whichever item
+        taken: dict[str, int] = {}
         for key, at_position, _, occurred_at in due:
-            item_figures = figures[key]
-            assert item_figures is not None
-            decision = decide(policies[key], item_figures, at_position, sources[key])
+            offered = sources[key]
+            if taken:
+                offered = [
+                    replace(s, available=s.available - taken[s.location])
+                    if s.location in taken
+                    else s
+                    for s in offered
+                ]
+            decision = decide(policies[key], figures_of(key), at_position, offered)
             assert decision is not None
-            if decision.from_location is not None:  # its surplus is spoken for
-                for other in sources.values():
-                    for i, s in enumerate(other):
-                        if s.location == decision.from_location:
-                            other[i] = replace(s, available=s.available - decision.qty)
+            if decision.from_location is not None:
+                taken[decision.from_location] = taken.get(decision.from_location, 0) + decision.qty
             made[key] += 1
             row = _request(key, made[key], policies[key], decision, at_position, occurred_at)
             requests.append(row)
