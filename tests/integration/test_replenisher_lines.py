@@ -204,3 +204,60 @@ async def test_the_policy_endpoint_shows_the_plan_in_whole_units(settings: Setti
     assert set(plan["lead_time_demand_quantiles"]) == {"p50", "p90", "p99"}
     assert plan["planned_for"].startswith("2011-03")
     assert body["figures"]["reorder_point"] == plan["reorder_point"]
+
+
+def with_outsized_line(cancelled: bool) -> list[dict[str, Any]]:
+    """The history, then on its last day an order line of 5,000 MUGs at UK (far above what the
+    item is stocked for), cancelled 16 minutes later or not, then a JUG line the next day."""
+    entries = history()
+    last = datetime.fromisoformat(entries[-1]["occurred_at"].replace("Z", "+00:00"))
+    placed = last.replace(hour=10, minute=1)
+    moves: list[tuple[str, str, datetime, dict[str, int]]] = [
+        ("MUG", "commitment", placed, {"committed": 5000})
+    ]
+    if cancelled:
+        moves.append(("MUG", "release", placed + timedelta(minutes=16), {"committed": -5000}))
+    moves.append(("JUG", "commitment", placed + timedelta(days=1), {"committed": 1}))
+    for sku, kind, at, deltas in moves:
+        position = entries[-1]["position"] + 1
+        entries.append(
+            {
+                **entries[-1],
+                "position": position,
+                "entry_id": f"e{position}",
+                "sku": sku,
+                "location": "UK",
+                "kind": kind,
+                "deltas": deltas,
+                "occurred_at": at.isoformat().replace("+00:00", "Z"),
+                "source_event_id": f"s{position}",
+                "reference": "BIG-ORDER",
+            }
+        )
+    return entries
+
+
+async def test_an_outsized_line_cancelled_the_same_day_buys_nothing(database_url: str) -> None:
+    settings = Settings(database_url=database_url)
+    before = await replay(database_url, settings, history(), 10_000)
+    for batch in (10_000, 1):
+        after = await replay(database_url, settings, with_outsized_line(cancelled=True), batch)
+        assert after == before  # nothing was requested for it, not even for the hour it stood
+
+
+async def test_an_outsized_line_still_standing_is_bought_once_its_day_is_over(
+    database_url: str,
+) -> None:
+    settings = Settings(database_url=database_url)
+    entries = with_outsized_line(cancelled=False)
+    plan = await replay(database_url, settings, history(), 10_000)
+    runs = [await replay(database_url, settings, entries, batch) for batch in (10_000, 7, 1)]
+    assert runs[0] == runs[1] == runs[2]
+    new = [r for r in runs[0] if r not in plan]
+    assert len(new) == 1
+    request = new[0]
+    assert (request["sku"], request["location"]) == ("MUG", "UK")
+    assert request["qty"] >= 5000  # the line, and the item's own stock after it
+    # decided at the first entry of the next day (the JUG line), not when it was placed
+    placed = datetime.fromisoformat(entries[-2]["occurred_at"].replace("Z", "+00:00"))
+    assert request["needed_by"] == placed + timedelta(days=1 + settings.default_lead_time_days)

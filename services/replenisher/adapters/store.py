@@ -36,6 +36,7 @@ from ..policy import (
     line_figures,
     order_quantity,
 )
+from ..postpone import Postponed, outsized
 
 REQUEST_NAMESPACE = uuid.UUID("0d9c1c8a-3b59-4c55-8a4e-4f3b8e0f7a21")
 NOTIFY_CHANNEL = "replenishment_requested"
@@ -48,7 +49,10 @@ SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_contro
        i.incoming, i.requests_made, p.policy, f.method, f.daily_demand, f.demand_sd,
        f.holdout_mae, f.history_days, f.demand_size, {PLAN_COLUMNS},
        (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r
-         WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open') AS requested
+         WHERE r.sku = i.sku AND r.location = i.location AND r.status = 'open') AS requested,
+       (SELECT json_agg(json_build_array(h.reference, h.day, h.units))::text
+          FROM replenisher_postponed h
+         WHERE h.sku = i.sku AND h.location = i.location) AS postponed
 FROM replenisher_items i
 LEFT JOIN replenishment_policies p USING (sku, location)
 LEFT JOIN replenishment_forecasts f USING (sku, location)
@@ -256,12 +260,19 @@ class ReplenisherStore:
         any speed raises the same ones, with the same ids."""
         touched = sorted({(e["sku"], e["location"]) for e in fresh})
         rows = await conn.fetch(
-            _ITEMS
-            + " JOIN unnest($1::text[], $2::text[]) AS k(sku, location) USING (sku, location)",
+            _ITEMS + " JOIN (SELECT * FROM unnest($1::text[], $2::text[])"
+            " UNION SELECT sku, location FROM replenisher_postponed) AS k(sku, location)"
+            " USING (sku, location)",
             [k[0] for k in touched],
             [k[1] for k in touched],
         )
         items: dict[ItemKey, Mapping[str, Any]] = {(r["sku"], r["location"]): r for r in rows}
+        postponed = Postponed(
+            ((r["sku"], r["location"]), p[0], date.fromisoformat(p[1]), p[2])
+            for r in rows
+            if r["postponed"] is not None
+            for p in orjson.loads(r["postponed"])
+        )
         policies = {k: self.policy_of(r) for k, r in items.items()}
         # What each item is decided by, and the position above which nothing is due (its
         # reorder point; static and min_max: none, order_quantity tells). A lines plan's full
@@ -308,26 +319,57 @@ class ReplenisherStore:
             return found
 
         # The position before the batch, then entry by entry, for the items that have figures
-        # (the others raise nothing): each entry's move is worked out once.
+        # (the others raise nothing): each entry's move is worked out once. Outsized lines
+        # (:mod:`..postpone`) stay out of the position until their day is over.
         position = {
-            k: int(r["available"] + r["incoming"] + r["requested"]) for k, r in items.items()
+            k: int(r["available"] + r["incoming"] + r["requested"]) + postponed.units(k)
+            for k, r in items.items()
         }
         walk = [
             (key, _moves_position(e, released), e)
             for e in fresh
-            if (key := (e["sku"], e["location"])) in points
+            for key in [(e["sku"], e["location"])]
         ]
         for key, moved, _ in walk:
-            position[key] -= moved
+            if key in points:
+                position[key] -= moved
         due: list[tuple[ItemKey, int, int, str]] = []  # item, position, qty, at
-        for key, moved, e in walk:
-            at = position[key] = position[key] + moved
+
+        def consider(key: ItemKey, occurred_at: str) -> None:
+            at = position[key]
             if at > points[key]:
-                continue
+                return
             qty = order_quantity(policies[key], figures_of(key), at)
             if qty > 0:
-                due.append((key, at, qty, e["occurred_at"]))
+                due.append((key, at, qty, occurred_at))
                 position[key] += qty  # requested, until confirmed
+
+        def order_up_to(key: ItemKey) -> float:
+            f = figures.get(key)
+            return f.order_up_to if f is not None else float(items[key]["order_up_to"])
+
+        for key, moved, e in walk:
+            if postponed.lines:
+                for over, units in postponed.due(date.fromisoformat(_day(e["occurred_at"]))):
+                    if over in points:
+                        position[over] -= units
+                        consider(over, e["occurred_at"])
+            if key not in points:
+                continue
+            committed = e["deltas"].get("committed", 0)
+            reference = e.get("reference")
+            if reference is not None and committed > 0 and e["kind"] == "commitment":
+                if outsized(committed, order_up_to(key)):
+                    postponed.hold(
+                        key, reference, date.fromisoformat(_day(e["occurred_at"])), committed
+                    )
+                    moved += committed
+            elif reference is not None and committed < 0 and e["kind"] == "release":
+                moved -= postponed.take_back(key, reference, -committed)
+            position[key] += moved
+            consider(key, e["occurred_at"])
+        if postponed.changed:
+            await self._keep_postponed(conn, postponed)
         if not due:
             return []
         sources = await self._sources(conn, sorted({k for k, _, _, _ in due}))
@@ -367,6 +409,23 @@ class ReplenisherStore:
             [made[k] for k in items_made],
         )
         return raised
+
+    async def _keep_postponed(self, conn: Connection, postponed: Postponed) -> None:
+        """The held lines of the items whose hold changed, as they stand after the batch."""
+        changed = sorted(postponed.changed)
+        rows = postponed.rows()
+        await conn.execute(
+            "DELETE FROM replenisher_postponed h USING unnest($1::text[], $2::text[])"
+            " AS k(sku, location) WHERE h.sku = k.sku AND h.location = k.location",
+            [k[0] for k in changed],
+            [k[1] for k in changed],
+        )
+        if rows:
+            await conn.executemany(
+                "INSERT INTO replenisher_postponed (sku, location, reference, day, units)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                rows,
+            )
 
     async def _sources(self, conn: Connection, due: list[ItemKey]) -> dict[ItemKey, list[Source]]:
         """The other locations of each item's sku, that could send it a transfer: their
