@@ -305,6 +305,65 @@ def figures_at(c: ItemCurve, index: int, demand: LineDemand) -> LineFigures:
 # --- the allocation across items ------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What a planning pass keeps of an item's curve between setting the price and storing
+    the figures. The best reorder point falls as the price rises, in runs of prices: per run
+    (a row of ``runs``), its first price (an index into :data:`PRICES`), the reorder point
+    (index r + 1) and the expected fill and units there; with the quantiles of lead-time demand
+    (p50, p90, p99) and the demand figures reported. About 1 KB an item, where the curve is
+    three arrays as long as the item's grid (often thousands of units)."""
+
+    rate: float
+    order_qty: int
+    runs: Array  # columns: first price index, index r + 1, fill, units
+    ltd_quantiles: tuple[int, int, int]
+    mean_size: float
+    daily_units: float
+
+    def at_prices(self) -> tuple[Array, Array]:
+        """Expected fill and units at every price on :data:`PRICES`."""
+        counts = np.diff(np.append(self.runs[:, 0], len(PRICES))).astype(np.int64)
+        return np.repeat(self.runs[:, 2], counts), np.repeat(self.runs[:, 3], counts)
+
+
+def choices(c: ItemCurve, demand: LineDemand) -> Choices:
+    """The curve's best point at every price on :data:`PRICES` (as :func:`best_point`)."""
+    objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
+    best = np.argmax(objective, axis=1)
+    starts = np.flatnonzero(np.diff(best, prepend=-1))
+    chosen = best[starts]
+    q = quantiles(c.ltd)
+    return Choices(
+        c.rate,
+        c.order_qty,
+        np.column_stack((starts, chosen, c.fill[chosen], c.held[chosen])).astype(np.float64),
+        (q["p50"], q["p90"], q["p99"]),
+        demand.mean_size,
+        demand.daily_units,
+    )
+
+
+def figures_chosen(ch: Choices, price: float) -> LineFigures | None:
+    """:func:`figures_at` the price, from what was kept of the curve; None when the price is
+    not on :data:`PRICES` (the curve is needed then)."""
+    at = np.flatnonzero(np.equal(PRICES, price))
+    if len(at) == 0:
+        return None
+    run = ch.runs[int(np.searchsorted(ch.runs[:, 0], at[0], side="right")) - 1]
+    r = int(run[1]) - 1
+    return LineFigures(
+        reorder_point=r,
+        order_up_to=r + ch.order_qty if r >= 0 else 0,
+        expected_fill=float(run[2]),
+        expected_units=float(run[3]),
+        lines_per_day=ch.rate,
+        mean_line_size=ch.mean_size,
+        daily_demand=ch.daily_units,
+        ltd_quantiles=dict(zip(("p50", "p90", "p99"), ch.ltd_quantiles, strict=True)),
+    )
+
+
 @dataclass
 class PriceTable:
     """Per price θ on :data:`PRICES`: the expected lines served per day and units held over all
@@ -314,12 +373,16 @@ class PriceTable:
     served: Array = field(default_factory=lambda: np.zeros(len(PRICES)))
     units: Array = field(default_factory=lambda: np.zeros(len(PRICES)))
 
-    def add(self, c: ItemCurve) -> None:
-        objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
-        best = np.argmax(objective, axis=1)
+    def add(self, c: ItemCurve | Choices) -> None:
+        if isinstance(c, Choices):
+            fill, held = c.at_prices()
+        else:
+            objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
+            best = np.argmax(objective, axis=1)
+            fill, held = c.fill[best], c.held[best]
         self.lines += c.rate
-        self.served += c.rate * c.fill[best]
-        self.units += c.held[best]
+        self.served += c.rate * fill
+        self.units += held
 
     def price(self, settings: LineSettings) -> float:
         """With a budget, the lowest price (most stock) whose expected units stay within it;

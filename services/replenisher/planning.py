@@ -26,21 +26,22 @@ from shared.db import Connection
 
 from .lines import (
     EARLY_DAYS,
+    Choices,
     Item,
-    ItemCurve,
-    LineDemand,
     LineFigures,
     LineHistory,
     LinePlanner,
     LineSettings,
     PriceTable,
     best_point,
+    choices,
     curve,
     figures_at,
+    figures_chosen,
     location_priors,
 )
 
-CHUNK_SKUS = 2000
+CHUNK_SKUS = 100
 CACHE_ITEMS = 20_000
 
 
@@ -153,41 +154,48 @@ async def plan_lines(
     table = PriceTable()
     total = 2 * len(skus)
     done = 0
-    # The curves of up to CACHE_ITEMS items are kept from the first reading for the second;
-    # beyond that they are computed again, so memory stays flat however many items there are.
-    cache: dict[Item, tuple[ItemCurve, LineDemand]] | None = {}
+    # What a pass needs of up to CACHE_ITEMS items' curves is kept from the first reading for
+    # the second (about 1 KB an item); beyond that they are computed again, so memory
+    # stays flat however many items there are.
+    cache: dict[Item, Choices] | None = {}
     for chunk in _chunks(skus):  # first reading: the price
         planner = _planner(settings, await _histories(pool, chunk, today), priors)
         for item in planner.histories:
             demand = planner.demand(item, t)
             if demand.rate > 0 and demand.sizes:
                 c = curve(demand, settings)
-                table.add(c)
                 if cache is not None:
-                    cache[item] = (c, demand)
+                    cache[item] = ch = choices(c, demand)
+                    table.add(ch)
+                else:
+                    table.add(c)
         if cache is not None and len(cache) > CACHE_ITEMS:
             cache = None
         done += len(chunk)
         if progress:
             progress(done, total)
     price = table.price(settings)
+    if cache and figures_chosen(next(iter(cache.values())), price) is None:
+        cache = None  # a price off the grid (a budget no price meets): the curves are needed
     items = 0
     served = lines = units = 0.0
     async with pool.acquire() as conn, conn.transaction():
         for chunk in _chunks(skus):  # second reading: the figures at that price
+            figures: dict[Item, LineFigures] = {}
             if cache is not None:
                 wanted = set(chunk)
-                curves = {k: v for k, v in cache.items() if k[0] in wanted}
+                for item in [k for k in cache if k[0] in wanted]:
+                    kept = figures_chosen(cache.pop(item), price)
+                    assert kept is not None
+                    figures[item] = kept
             else:
                 planner = _planner(settings, await _histories(conn, chunk, today), priors)
-                curves = {}
                 for item in planner.histories:
                     demand = planner.demand(item, t)
                     if demand.rate > 0 and demand.sizes:
-                        curves[item] = (curve(demand, settings), demand)
-            figures: dict[Item, LineFigures] = {}
-            for item, (c, demand) in curves.items():
-                figures[item] = f = figures_at(c, best_point(c, price), demand)
+                        c = curve(demand, settings)
+                        figures[item] = figures_at(c, best_point(c, price), demand)
+            for f in figures.values():
                 served += f.expected_fill * f.lines_per_day
                 lines += f.lines_per_day
                 units += f.expected_units

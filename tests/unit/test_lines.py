@@ -8,14 +8,19 @@ import numpy as np
 import pytest
 
 from services.replenisher.lines import (
+    PRICES,
     LineDemand,
     LinePlanner,
     LineSettings,
     PriceTable,
     allocate,
+    best_point,
+    choices,
     compound_poisson,
     curve,
     estimate,
+    figures_at,
+    figures_chosen,
 )
 
 # review_days 0: order-up-to is the reorder point plus one (a base stock level r + 1)
@@ -203,3 +208,25 @@ def test_a_rate_read_from_few_lines_is_less_certain_than_one_read_from_many() ->
     assert few.cv > many.cv > 0.5
     assert few.cv > 0.9  # two lines counted: the estimate's own error dominates
     assert many.cv < 0.6
+
+
+def test_what_a_pass_keeps_of_a_curve_gives_the_same_figures_at_every_price() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        sizes = tuple(sorted({int(x) for x in rng.choice([1, 2, 3, 6, 12, 24, 100], 3)}))
+        weights = rng.random(len(sizes))
+        demand = LineDemand(
+            float(rng.uniform(0.02, 4.0)), sizes, tuple(weights / weights.sum()), cv=0.6
+        )
+        c = curve(demand, LineSettings())
+        ch = choices(c, demand)
+        for price in PRICES:
+            assert figures_chosen(ch, float(price)) == figures_at(
+                c, best_point(c, float(price)), demand
+            )
+        assert figures_chosen(ch, float(PRICES[-1]) * 1e6) is None  # off the grid
+        full, kept = PriceTable(), PriceTable()
+        full.add(c)
+        kept.add(ch)
+        assert kept.served.tolist() == full.served.tolist()
+        assert kept.units.tolist() == full.units.tolist()
