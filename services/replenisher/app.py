@@ -176,7 +176,8 @@ class ReplenisherService:
 
         # What exists by now (modules, settings, pools, clients) lives as long as the process:
         # frozen, the collector stops walking it at every full collection, which thousands of
-        # entries parsed a batch set off often (about a fifth of the Python time parsing and deciding went to it).
+        # entries parsed a batch set off often (about a fifth of the Python time parsing and
+        # deciding went to it).
         gc.collect()
         gc.freeze()
         log.info("replenisher started")
