@@ -315,3 +315,52 @@ async def test_between_sources_of_equal_surplus_the_first_location_by_name_sends
     finally:
         await pool.close()
     assert (raised["data"]["kind"], raised["data"]["from_location"]) == ("transfer", "EU")
+
+
+async def test_a_transfer_takes_surplus_of_its_own_sku_only(database_url: str) -> None:
+    """Two skus short at UK in one batch, each with a surplus at EU: both are transfers (a
+    transfer of one sku leaves the other sku's surplus at the same location untouched)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await pool.executemany(
+            "INSERT INTO replenishment_policies (sku, location, policy) VALUES ($1, $2, $3)",
+            [
+                (sku, location, orjson.dumps(MIN_MAX).decode())
+                for sku in ("MUG", "JUG")
+                for location in ("UK", "EU")
+            ],
+        )
+        store = ReplenisherStore(pool)
+        position = 0
+
+        def entry(sku: str, location: str, kind: str, **deltas: int) -> dict[str, Any]:
+            nonlocal position
+            position += 1
+            return {
+                "position": position,
+                "sku": sku,
+                "location": location,
+                "kind": kind,
+                "deltas": deltas,
+                "occurred_at": "2026-01-05T10:00:00Z",
+            }
+
+        # EU: 60 of each, a surplus of 30 over its order-up-to level of 30
+        opening = [
+            entry(sku, loc, "receipt", on_hand=n)
+            for sku in ("MUG", "JUG")
+            for loc, n in (("UK", 30), ("EU", 60))
+        ]
+        assert await store.apply(opening) == []
+        raised = await store.apply(
+            [
+                entry("MUG", "UK", "commitment", committed=25),
+                entry("JUG", "UK", "commitment", committed=25),
+            ]
+        )
+    finally:
+        await pool.close()
+    assert sorted(
+        (r["data"]["sku"], r["data"]["kind"], r["data"].get("from_location"), r["data"]["qty"])
+        for r in raised
+    ) == [("JUG", "transfer", "EU", 25), ("MUG", "transfer", "EU", 25)]

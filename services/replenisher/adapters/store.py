@@ -376,22 +376,23 @@ class ReplenisherStore:
         raised: list[dict[str, Any]] = []
         requests: list[tuple[Any, ...]] = []
         made = {k: items[k]["requests_made"] for k, _, _, _ in due}
-        # units of the transfers chosen so far, by the location sending them: its surplus is
-        # spoken for, as a source of whichever item
-        taken: dict[str, int] = {}
+        # units of the transfers chosen so far, by the item sending them (the sku at the
+        # location it leaves): its surplus is spoken for; other skus there keep theirs
+        taken: dict[ItemKey, int] = {}
         for key, at_position, _, occurred_at in due:
             offered = sources[key]
             if taken:
                 offered = [
-                    replace(s, available=s.available - taken[s.location])
-                    if s.location in taken
+                    replace(s, available=s.available - taken[(key[0], s.location)])
+                    if (key[0], s.location) in taken
                     else s
                     for s in offered
                 ]
             decision = decide(policies[key], figures_of(key), at_position, offered)
             assert decision is not None
             if decision.from_location is not None:
-                taken[decision.from_location] = taken.get(decision.from_location, 0) + decision.qty
+                sender = (key[0], decision.from_location)
+                taken[sender] = taken.get(sender, 0) + decision.qty
             made[key] += 1
             row = _request(key, made[key], policies[key], decision, at_position, occurred_at)
             requests.append(row)
