@@ -34,14 +34,17 @@ class Postponed:
     def __init__(self, held: Iterable[tuple[ItemKey, str, date, int]] = ()) -> None:
         self.lines: dict[ItemKey, dict[str, tuple[date, int]]] = {}
         self.changed: set[ItemKey] = set()
+        self.earliest: date | None = None  # no line held was placed before it
         for key, reference, day, units in held:
             self.lines.setdefault(key, {})[reference] = (day, units)
+            self.earliest = day if self.earliest is None else min(self.earliest, day)
 
     def units(self, key: ItemKey) -> int:
         """The units held out of the item's position."""
         return sum(units for _, units in self.lines.get(key, {}).values())
 
     def hold(self, key: ItemKey, reference: str, day: date, units: int) -> None:
+        self.earliest = day if self.earliest is None else min(self.earliest, day)
         lines = self.lines.setdefault(key, {})
         before = lines.get(reference)
         lines[reference] = (
@@ -70,6 +73,8 @@ class Postponed:
     def due(self, day: date) -> list[tuple[ItemKey, int]]:
         """The lines placed before ``day`` (the day of the entry being read) leave the hold:
         per item, the units that now count, in item order."""
+        if self.earliest is None or self.earliest >= day:
+            return []  # the usual case, in one comparison
         out = []
         for key in sorted(self.lines):
             lines = self.lines[key]
@@ -79,6 +84,9 @@ class Postponed:
                 self.changed.add(key)
                 if not lines:
                     del self.lines[key]
+        self.earliest = min(
+            (placed for lines in self.lines.values() for placed, _ in lines.values()), default=None
+        )
         return out
 
     def rows(self) -> list[tuple[str, str, str, date, int]]:

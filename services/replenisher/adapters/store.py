@@ -259,12 +259,16 @@ class ReplenisherStore:
         requested). So the requests do not depend on how the entries were batched: a replay at
         any speed raises the same ones, with the same ids."""
         touched = sorted({(e["sku"], e["location"]) for e in fresh})
+        # the items the batch touches, and those with a held line that the batch's last day
+        # releases (lines of that day or later can only be released by a later batch)
+        last_day = max(date.fromisoformat(_day(e["occurred_at"])) for e in fresh)
         rows = await conn.fetch(
             _ITEMS + " JOIN (SELECT * FROM unnest($1::text[], $2::text[])"
-            " UNION SELECT sku, location FROM replenisher_postponed) AS k(sku, location)"
-            " USING (sku, location)",
+            " UNION SELECT sku, location FROM replenisher_postponed WHERE day < $3)"
+            " AS k(sku, location) USING (sku, location)",
             [k[0] for k in touched],
             [k[1] for k in touched],
+            last_day,
         )
         items: dict[ItemKey, Mapping[str, Any]] = {(r["sku"], r["location"]): r for r in rows}
         postponed = Postponed(
