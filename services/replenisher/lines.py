@@ -41,6 +41,7 @@ Array = NDArray[np.float64]
 MAX_GRID = 1 << 15  # units: sizes beyond it are never planned for (they would need the stock)
 PRICES = np.geomspace(1e-5, 2.0, 96)  # θ, lines served per day per unit held, low to high
 QUANTILES = (0.5, 0.9, 0.99)
+QUANTILE_NAMES = tuple(f"p{round(p * 100)}" for p in QUANTILES)
 
 
 @dataclass(frozen=True)
@@ -283,23 +284,50 @@ def best_point(c: ItemCurve, price: float) -> int:
 
 def quantiles(ltd: Array) -> dict[str, int]:
     cdf = np.cumsum(ltd)
-    return {f"p{round(p * 100)}": int(np.searchsorted(cdf, p - 1e-12)) for p in QUANTILES}
+    at = np.searchsorted(cdf, np.array(QUANTILES) - 1e-12)
+    return dict(zip(QUANTILE_NAMES, (int(x) for x in at), strict=True))
 
 
 def figures_at(c: ItemCurve, index: int, demand: LineDemand) -> LineFigures:
     """The figures at reorder point ``index − 1``. An item not worth stocking (r = −1) orders
     up to 0: what its backorders need, and nothing to hold."""
+    return _figures(
+        index,
+        c.order_qty,
+        float(c.fill[index]),
+        float(c.held[index]),
+        (demand.rate, demand.mean_size, demand.daily_units),
+        quantiles(c.ltd),
+    )
+
+
+def _figures(
+    index: int,
+    order_qty: int,
+    fill: float,
+    held: float,
+    demand: tuple[float, float, float],
+    ltd_quantiles: dict[str, int],
+) -> LineFigures:
+    """``demand``: lines per day, mean line size and units a day."""
     r = index - 1
     return LineFigures(
         reorder_point=r,
-        order_up_to=r + c.order_qty if r >= 0 else 0,
-        expected_fill=float(c.fill[index]),
-        expected_units=float(c.held[index]),
-        lines_per_day=demand.rate,
-        mean_line_size=demand.mean_size,
-        daily_demand=demand.daily_units,
-        ltd_quantiles=quantiles(c.ltd),
+        order_up_to=r + order_qty if r >= 0 else 0,
+        expected_fill=fill,
+        expected_units=held,
+        lines_per_day=demand[0],
+        mean_line_size=demand[1],
+        daily_demand=demand[2],
+        ltd_quantiles=ltd_quantiles,
     )
+
+
+def best_points(c: ItemCurve) -> NDArray[np.int64]:
+    """The best reorder point (index r + 1, as :func:`best_point`) at every price on
+    :data:`PRICES`."""
+    objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
+    return np.asarray(np.argmax(objective, axis=1), dtype=np.int64)
 
 
 # --- the allocation across items ------------------------------------------------------------
@@ -311,15 +339,17 @@ class Choices:
     the figures. The best reorder point falls as the price rises, in runs of prices: per run
     (a row of ``runs``), its first price (an index into :data:`PRICES`), the reorder point
     (index r + 1) and the expected fill and units there; with the quantiles of lead-time demand
-    (p50, p90, p99) and the demand figures reported. About 1 KB an item, where the curve is
+    and the item's demand, which the figures report. About 1 KB an item, where the curve is
     three arrays as long as the item's grid (often thousands of units)."""
 
-    rate: float
     order_qty: int
     runs: Array  # columns: first price index, index r + 1, fill, units
-    ltd_quantiles: tuple[int, int, int]
-    mean_size: float
-    daily_units: float
+    ltd_quantiles: tuple[int, ...]  # in the order of QUANTILE_NAMES
+    demand: tuple[float, float, float]  # lines per day, mean line size, units a day
+
+    @property
+    def rate(self) -> float:
+        return self.demand[0]
 
     def at_prices(self) -> tuple[Array, Array]:
         """Expected fill and units at every price on :data:`PRICES`."""
@@ -328,19 +358,16 @@ class Choices:
 
 
 def choices(c: ItemCurve, demand: LineDemand) -> Choices:
-    """The curve's best point at every price on :data:`PRICES` (as :func:`best_point`)."""
-    objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
-    best = np.argmax(objective, axis=1)
+    """The curve's best point at every price on :data:`PRICES`."""
+    best = best_points(c)
     starts = np.flatnonzero(np.diff(best, prepend=-1))
     chosen = best[starts]
-    q = quantiles(c.ltd)
+    runs = np.column_stack((starts, chosen, c.fill[chosen], c.held[chosen])).astype(np.float64)
     return Choices(
-        c.rate,
         c.order_qty,
-        np.column_stack((starts, chosen, c.fill[chosen], c.held[chosen])).astype(np.float64),
-        (q["p50"], q["p90"], q["p99"]),
-        demand.mean_size,
-        demand.daily_units,
+        runs,
+        tuple(quantiles(c.ltd).values()),
+        (demand.rate, demand.mean_size, demand.daily_units),
     )
 
 
@@ -351,16 +378,13 @@ def figures_chosen(ch: Choices, price: float) -> LineFigures | None:
     if len(at) == 0:
         return None
     run = ch.runs[int(np.searchsorted(ch.runs[:, 0], at[0], side="right")) - 1]
-    r = int(run[1]) - 1
-    return LineFigures(
-        reorder_point=r,
-        order_up_to=r + ch.order_qty if r >= 0 else 0,
-        expected_fill=float(run[2]),
-        expected_units=float(run[3]),
-        lines_per_day=ch.rate,
-        mean_line_size=ch.mean_size,
-        daily_demand=ch.daily_units,
-        ltd_quantiles=dict(zip(("p50", "p90", "p99"), ch.ltd_quantiles, strict=True)),
+    return _figures(
+        int(run[1]),
+        ch.order_qty,
+        float(run[2]),
+        float(run[3]),
+        ch.demand,
+        dict(zip(QUANTILE_NAMES, ch.ltd_quantiles, strict=True)),
     )
 
 
@@ -377,8 +401,7 @@ class PriceTable:
         if isinstance(c, Choices):
             fill, held = c.at_prices()
         else:
-            objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
-            best = np.argmax(objective, axis=1)
+            best = best_points(c)
             fill, held = c.fill[best], c.held[best]
         self.lines += c.rate
         self.served += c.rate * fill
