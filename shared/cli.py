@@ -136,6 +136,7 @@ def backtest(args: argparse.Namespace, settings: Settings) -> None:
         plot=args.plot,
         lead_time_days=args.lead_time_days,
         review_days=args.review_days,
+        backorders=args.backorders,
     )
     try:
         bt.backtest(settings.database_dsn(), options, console)
@@ -212,6 +213,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--lead-time-days", type=int, default=7, help="(default: %(default)s)")
     p.add_argument("--review-days", type=int, default=7, help="(default: %(default)s)")
+    p.add_argument(
+        "--backorders",
+        action="store_true",
+        help="every order line is taken and a short one backordered, as the ledger does; by"
+        " default a line stock cannot cover is lost (as python -m simulation --backorders)",
+    )
     commands.add_parser(
         "simulate", help="compare replenishment policies (see its own --help)", add_help=False
     )

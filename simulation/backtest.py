@@ -7,7 +7,7 @@ their lines, shipments, cancellations and stock adjustments. Receipts, replenish
 counts and returns are left out: the closed loop sets its own opening stock and places its own
 requests. The closed loop then runs as ``python -m simulation`` runs it on a CSV: the frontier
 (every policy at each of its settings), or with ``--point`` one run per policy at its default
-setting.
+setting; with lost sales, or with ``--backorders`` every line taken as the ledger takes it.
 
 What an order looked like is read from its entries: the ``commitment`` entries of its placement
 (one per item: an order's lines of the same item are one entry, which names the last of them),
@@ -513,6 +513,7 @@ class Options:
     plot: Path = Path("backtest-frontier.png")
     lead_time_days: int = 7
     review_days: int = 7
+    backorders: bool = False
 
 
 def parse_policies(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -571,7 +572,11 @@ def backtest(
     console.print(
         f"{len(events):,} events rebuilt from the ledger ({orders:,} orders, {first} to {last})"
     )
-    base = SimConfig(lead_time_days=options.lead_time_days, review_days=options.review_days)
+    base = SimConfig(
+        lead_time_days=options.lead_time_days,
+        review_days=options.review_days,
+        backorders=options.backorders,
+    )
     split = frontier.split_day(events, options.split_months) if options.split_months else None
     if split is not None and split > date.fromisoformat(last):
         console.print(
@@ -581,11 +586,14 @@ def backtest(
         split = None
     span = f"ledger {first} to {last}"
     title = f"{span}: lead time {options.lead_time_days} d"
+    if options.backorders:
+        title += ", backorders"
     settings = {
         "months": str(options.months),
         "policies": ",".join(options.policies),
         "lead_time_days": str(options.lead_time_days),
         "review_days": str(options.review_days),
+        "backorders": str(options.backorders),
         "split_months": str(options.split_months),
         "since": since.isoformat() if since else "None",
     }

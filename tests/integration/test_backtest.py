@@ -77,7 +77,7 @@ async def test_the_backtest_against_a_running_ledger_equals_simulate_on_the_same
     """The acceptance criterion: ``stockledger backtest --point`` on what the ledger appended
     for the first 1,500 rows of the shipped history (and the order of :data:`AFTERWARDS`) gives,
     for every policy, the figures ``simulate`` gives on those events directly (same policies,
-    same settings).
+    same settings), and with ``--backorders`` those of ``simulate --backorders``.
 
     The figures are equal, not close: the ledger keeps what the closed loop reads (each order's
     time and lines, its lines of one item told apart by their shipments, or by the order state
@@ -121,6 +121,35 @@ async def test_the_backtest_against_a_running_ledger_equals_simulate_on_the_same
             events, SimConfig(r["policy"], lead_time_days=5, review_days=3)
         ).summary()
         assert r == expected
+
+    # --backorders: every line taken, as the ledger takes it; the figures of
+    # ``simulate --backorders`` on the same events, and fewer lines filled than with lost sales
+    backordered = tmp_path / "backorders.json"
+    done = await asyncio.to_thread(
+        cli,
+        settings,
+        "backtest",
+        "--point",
+        "--backorders",
+        "--split-months",
+        "0",
+        "--lead-time-days",
+        "5",
+        "--review-days",
+        "3",
+        "--json",
+        str(backordered),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "lead time 5 d, backorders" in done.stdout
+    written = orjson.loads(backordered.read_bytes())
+    assert written["options"]["backorders"] == "True"
+    assert [r["policy"] for r in written["results"]] == list(POLICIES)
+    for lost, r in zip(results, written["results"], strict=True):
+        config = SimConfig(r["policy"], lead_time_days=5, review_days=3, backorders=True)
+        assert r == simulate(events, config).summary()
+        assert r["order_lines"] == lost["order_lines"]
+        assert r["lines_filled"] < lost["lines_filled"]
 
 
 async def test_the_backtest_frontier_writes_its_json_and_plot_and_errors_are_plain(

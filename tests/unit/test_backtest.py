@@ -4,10 +4,12 @@ what the original events gave it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 
 from bench.retail import DATA, retail_events
 from services.ledger.domain.rules import apply_event
@@ -16,12 +18,15 @@ from shared.events.codec import INPUT_EVENTS
 from simulation.backtest import (
     POLICIES,
     LedgerRow,
+    Options,
+    backtest,
     events_from_entries,
     months_before,
     parse_policies,
     unresolved_orders,
 )
 from simulation.closed_loop import SimConfig, simulate
+from simulation.frontier import configure, frontier_point
 
 from .. import events as ev
 
@@ -184,3 +189,45 @@ def test_policies_are_named_repeatedly_or_in_comma_lists() -> None:
     assert parse_policies(["lines,static", "min_max", "lines"]) == ("lines", "static", "min_max")
     with pytest.raises(ValueError, match="unknown policy forecast"):
         parse_policies(["forecast"])
+
+
+def test_backorders_reach_the_closed_loop_and_are_recorded_in_the_json(tmp_path: Path) -> None:
+    """``--backorders`` runs the closed loop as ``simulate --backorders`` runs it: every line is
+    taken, so a short one's shipment empties the shelf for the lines behind it (fewer lines
+    filled, more stockout item-days than with lost sales, the same lines ordered)."""
+    events = [orjson.loads(v) for _, _, v in retail_events(DATA, rows=1500)]
+    rebuilt = events_from_entries(ledger_rows(events))
+
+    def reader(dsn: str, months: int | None, console: Console) -> tuple[Any, None]:
+        return rebuilt, None
+
+    def run(backorders: bool, point: bool) -> dict[str, Any]:
+        options = Options(
+            policies=("static", "lines"),
+            point=point,
+            split_months=0,
+            jobs=1,
+            json_path=tmp_path / "backtest.json",
+            plot=tmp_path / "backtest.png",
+            backorders=backorders,
+        )
+        written = backtest("unused", options, Console(quiet=True), reader)
+        assert orjson.loads(options.json_path.read_bytes()) == orjson.loads(orjson.dumps(written))
+        return written
+
+    lost, taken = run(False, point=True), run(True, point=True)
+    assert lost["options"]["backorders"] == "False"
+    assert taken["options"]["backorders"] == "True"
+    for before, after in zip(lost["results"], taken["results"], strict=True):
+        policy = after["policy"]
+        assert after == simulate(events, SimConfig(policy, backorders=True)).summary()
+        assert before == simulate(events, SimConfig(policy)).summary()
+        assert after["order_lines"] == before["order_lines"]
+        assert after["lines_filled"] < before["lines_filled"]
+        assert after["stockout_item_days"] > before["stockout_item_days"]
+
+    swept = run(True, point=False)
+    assert swept["options"]["backorders"] == "True"
+    first = swept["points"][0]
+    config = configure(SimConfig(backorders=True), first["policy"], first["setting"])
+    assert first == orjson.loads(orjson.dumps(frontier_point(config, simulate(events, config))))
