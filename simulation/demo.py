@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +389,66 @@ def after_first_month(
     return (filled / lines if lines else None, sum(held) / len(held) if held else None)
 
 
+@dataclass(frozen=True)
+class LiveFigures:
+    """The suite's own figures at the end of a demo."""
+
+    published: int
+    lines: int
+    filled: float  # order lines that available stock covered when they were placed
+    fill_later: float | None  # line fill after the first month
+    held_later: float | None  # average units on hand after the first month
+    requests: int
+    transfers: int
+    stockouts: int
+
+
+def summary(
+    live: LiveFigures,
+    policy: str,
+    own: SimResult | None,
+    baseline: SimResult | None,
+    cut: date,
+) -> Table:
+    """The demo's figures beside ``policy`` and the ``static`` baseline simulated on the same
+    rows (their columns empty when not simulated); "after the first month" is from ``cut`` on.
+    Requests are shown with the transfers among them, live and simulated alike."""
+    table = Table(title="summary")
+    table.add_column("figure")
+    table.add_column("demo (the suite, live)", justify="right")
+    table.add_column(f"{policy} (simulated)", justify="right")
+    table.add_column("static baseline (simulated)", justify="right")
+    sims = [(r, r.period(cut)) if r else None for r in (own, baseline)]
+
+    def row(figure: str, shown: str, simulated: Callable[[SimResult, dict[str, Any]], str]) -> None:
+        table.add_row(figure, shown, *(simulated(*s) if s else "" for s in sims))
+
+    row("events published", f"{live.published:,}", lambda r, p: "")
+    row("order lines", f"{live.lines:,}", lambda r, p: f"{r.order_lines:,}")
+    row(
+        "line fill rate",
+        f"{live.filled / live.lines:.3f}" if live.lines else "-",
+        lambda r, p: f"{r.fill_rate:.3f}",
+    )
+    row(
+        "line fill rate after the first month",
+        f"{live.fill_later:.3f}" if live.fill_later is not None else "-",
+        lambda r, p: f"{p['line_fill_rate']:.3f}",
+    )
+    row(
+        "average units on hand after the first month",
+        f"{live.held_later:,.0f}" if live.held_later is not None else "-",
+        lambda r, p: f"{p['average_units_held']:,.0f}",
+    )
+    row(
+        "requests raised (transfers)",
+        f"{live.requests:,} ({live.transfers:,})",
+        lambda r, p: f"{r.requests:,} ({r.transfers:,})",
+    )
+    row("stockouts now", f"{live.stockouts:,}", lambda r, p: "")
+    return table
+
+
 async def run(args: argparse.Namespace) -> None:
     settings = Settings()
     console = Console()
@@ -459,41 +519,18 @@ async def run(args: argparse.Namespace) -> None:
             )
     start = _at(events[0])
     fill_later, held_later = after_first_month(demo.p.samples, fill, start)
-    summary = Table(title="summary")
-    summary.add_column("figure")
-    summary.add_column("demo (the suite, live)", justify="right")
-    summary.add_column(f"{settings.default_policy} (simulated)", justify="right")
-    summary.add_column("static baseline (simulated)", justify="right")
+    figures = LiveFigures(
+        published=demo.p.published,
+        lines=lines,
+        filled=filled,
+        fill_later=fill_later,
+        held_later=held_later,
+        requests=demo.p.requests,
+        transfers=demo.p.transfers,
+        stockouts=int(demo.p.health.get("stockouts", 0)),
+    )
     cut = start.date() + FIRST_MONTH
-    sims = [(r, r.period(cut)) if r else None for r in (own, baseline)]
-
-    def row(figure: str, live: str, simulated: Callable[[SimResult, dict[str, Any]], str]) -> None:
-        summary.add_row(figure, live, *(simulated(*s) if s else "" for s in sims))
-
-    row("events published", f"{demo.p.published:,}", lambda r, p: "")
-    row("order lines", f"{lines:,}", lambda r, p: f"{r.order_lines:,}")
-    row(
-        "line fill rate",
-        f"{filled / lines:.3f}" if lines else "-",
-        lambda r, p: f"{r.fill_rate:.3f}",
-    )
-    row(
-        "line fill rate after the first month",
-        f"{fill_later:.3f}" if fill_later is not None else "-",
-        lambda r, p: f"{p['line_fill_rate']:.3f}",
-    )
-    row(
-        "average units on hand after the first month",
-        f"{held_later:,.0f}" if held_later is not None else "-",
-        lambda r, p: f"{p['average_units_held']:,.0f}",
-    )
-    row(
-        "requests raised (transfers)",
-        f"{demo.p.requests:,} ({demo.p.transfers:,})",
-        lambda r, p: f"{r.requests:,}",
-    )
-    row("stockouts now", f"{int(demo.p.health.get('stockouts', 0)):,}", lambda r, p: "")
-    console.print(summary)
+    console.print(summary(figures, settings.default_policy, own, baseline, cut))
     console.print(
         "The demo's orders are backordered (every line is taken; a line counts as filled when"
         " the stock available just before it covered it), and so are the simulated columns'"
