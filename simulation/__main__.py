@@ -32,6 +32,7 @@ from bench.retail import CSV_HELP, DATA, RetailFormatError, retail_events
 
 from . import frontier, report
 from .closed_loop import SimConfig, in_range, simulate
+from .sample import parse_part, sku_part
 
 POLICIES = ("lines", "normal", "static", "min_max")
 
@@ -48,6 +49,12 @@ def main() -> None:
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
     parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last day")
     parser.add_argument("--rows", type=int, help="read only the first ROWS rows")
+    parser.add_argument(
+        "--sku-part",
+        metavar="K/N",
+        help="keep only the skus of the K-th of N disjoint parts of the catalogue (by a stable"
+        " hash of the sku), e.g. 0/2 and 1/2: two brands' histories from one file",
+    )
     parser.add_argument("--lead-time-days", type=int, default=7)
     parser.add_argument("--review-days", type=int, default=7)
     parser.add_argument("--service-level", type=float, default=0.98, help="normal")
@@ -98,6 +105,11 @@ def main() -> None:
     except RetailFormatError as error:
         raise SystemExit(str(error)) from None
     events = list(in_range(events, args.start, args.end))
+    if args.sku_part:
+        try:
+            events = list(sku_part(events, parse_part(args.sku_part)))
+        except ValueError as error:
+            raise SystemExit(f"--sku-part: {error}") from None
     console = Console()
     console.print(f"{len(events):,} events read in {time.perf_counter() - started:.1f}s")
     if not events:
@@ -133,7 +145,7 @@ def main() -> None:
         if args.backorders
         else "closed loop"
     )
-    title = f"{where} on {args.csv.name}, lead time {args.lead_time_days} d"
+    title = f"{where} on {history_name(args)}, lead time {args.lead_time_days} d"
     console.print(report.results_table(results, title))
     args.json.write_text(
         json.dumps(
@@ -142,6 +154,11 @@ def main() -> None:
         + "\n"
     )
     console.print(f"written: {args.json}")
+
+
+def history_name(args: argparse.Namespace) -> str:
+    name: str = args.csv.name
+    return name + (f", skus {args.sku_part}" if args.sku_part else "")
 
 
 def run_frontier(
@@ -160,7 +177,7 @@ def run_frontier(
         jobs=args.jobs,
         plot=args.plot,
         json_path=args.json,
-        title=f"{args.csv.name}: lead time {args.lead_time_days} d",
+        title=f"{history_name(args)}: lead time {args.lead_time_days} d",
         options={k: str(v) for k, v in vars(args).items()},
         console=console,
     )
