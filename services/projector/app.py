@@ -78,7 +78,7 @@ class ProjectorService:
         s = self.settings
         # The consumer writes the read model; the API reads (and sets policies) with a role of
         # its own, through a pool of its own.
-        self.pool = await asyncpg.create_pool(s.database_dsn(), min_size=1, max_size=s.db_pool_size)
+        self.pool = await consumer_pool(s)
         self.api_pool = await api_pool(s)
         model = ReadModel(self.pool)
         consumer = batch_consumer(s, [s.topic_prefix + LEDGER], "projector", self.assignment)
@@ -118,6 +118,23 @@ class ProjectorService:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Nothing to undo: the consumer's connections set no session state."""
+
+
+async def consumer_pool(settings: Settings) -> asyncpg.Pool:
+    """The consumer's pool. A connection goes back to it as it is: by default asyncpg resets a
+    released connection with a round trip of four statements (advisory locks, cursors, listeners,
+    settings), one more per batch, while the consumer takes none of them. An open transaction is
+    still rolled back on release."""
+    return await asyncpg.create_pool(
+        settings.database_dsn(),
+        min_size=1,
+        max_size=settings.db_pool_size,
+        reset=_keep_session,
+    )
 
 
 async def api_pool(settings: Settings) -> asyncpg.Pool:
