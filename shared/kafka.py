@@ -165,17 +165,25 @@ async def readiness(pool: Any, assignment: Assignment) -> dict[str, bool]:
 
 
 def batch_consumer(
-    settings: Settings, topics: Sequence[str], group: str, listener: Assignment
+    settings: Settings,
+    topics: Sequence[str],
+    group: str,
+    listener: Assignment,
+    fetch_max_bytes: int = 64 * 1024 * 1024,
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024,
 ) -> AIOKafkaConsumer:
-    """A consumer for at-least-once batches: starts at the earliest offset, commits by hand."""
+    """A consumer for at-least-once batches: starts at the earliest offset, commits by hand.
+
+    A fetch of up to ``fetch_max_bytes`` (up to ``max_partition_fetch_bytes`` of a partition) is
+    held in memory twice while it is decoded, and once until its last record is handed out."""
     consumer = AIOKafkaConsumer(
         **client_options(settings),
         group_id=f"{settings.consumer_group_prefix}.{group}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.batch_max_records,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=fetch_max_bytes,
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
         isolation_level="read_committed",
     )
     consumer.subscribe(list(topics), listener=listener)

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
         "of 1,000 or more) into one batch, up to batch_max_records, before deciding: each item is "
         "then updated once for many entries. A quiet stream is decided on at once; 0 never waits.",
     )
+    replenisher_fetch_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes of ledger entries the replenisher's consumer fetches at once (Kafka's "
+        "fetch.max.bytes; a larger entry still comes, alone). Each fetch is held twice while "
+        "aiokafka decodes it and then until its last record is handed out: at the other "
+        "services' 64 MB a catch-up took the replenisher to 253 MB; 4 MB fill a 10,000-entry "
+        "batch in two fetches.",
+    )
+    replenisher_partition_fetch_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        description="Of those, at most this many from one partition (max.partition.fetch.bytes), "
+        "so that a batch mixes partitions and their event time moves together.",
+    )
     ledger_relay: bool = Field(
         default=True,
         description="Run the relay to stock.ledger.v1 inside the ledger process; false where it "
