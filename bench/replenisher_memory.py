@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -205,7 +206,7 @@ def main() -> None:
     )
     write_results(result, f"replenisher-memory-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     if args.json:
-        args.json.write_text(str(result))
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
