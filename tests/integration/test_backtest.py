@@ -98,20 +98,9 @@ async def test_the_backtest_against_a_running_ledger_equals_simulate_on_the_same
         await eventually(lambda: ledger_caught_up(settings), seconds=120)
 
     out = tmp_path / "backtest.json"
-    done = await asyncio.to_thread(
-        cli,
-        settings,
-        "backtest",
-        "--point",
-        "--split-months",
-        "0",
-        "--lead-time-days",
-        "5",
-        "--review-days",
-        "3",
-        "--json",
-        str(out),
-    )
+    point = ["backtest", "--point", "--split-months", "0", "--lead-time-days", "5"]
+    point += ["--review-days", "3"]
+    done = await asyncio.to_thread(cli, settings, *point, "--json", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "events rebuilt from the ledger (86 orders" in done.stdout
     results: list[dict[str, Any]] = orjson.loads(out.read_bytes())["results"]
@@ -126,19 +115,7 @@ async def test_the_backtest_against_a_running_ledger_equals_simulate_on_the_same
     # ``simulate --backorders`` on the same events, and fewer lines filled than with lost sales
     backordered = tmp_path / "backorders.json"
     done = await asyncio.to_thread(
-        cli,
-        settings,
-        "backtest",
-        "--point",
-        "--backorders",
-        "--split-months",
-        "0",
-        "--lead-time-days",
-        "5",
-        "--review-days",
-        "3",
-        "--json",
-        str(backordered),
+        cli, settings, *point, "--backorders", "--json", str(backordered)
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "lead time 5 d, backorders" in done.stdout
