@@ -10,7 +10,6 @@ has, and the levels are published again (the topic is compacted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
