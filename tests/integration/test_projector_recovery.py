@@ -58,6 +58,8 @@ async def test_a_projector_killed_mid_batch_resumes_to_a_fold_of_the_ledger(
         await eventually(functools.partial(_ledger_has, settings, len(history)), seconds=60)
     kills = 0
     for _ in range(3):
+        if await caught_up(settings):
+            break  # a projector got to the end before its kill: nothing is left to change
         before = await rows_applied(settings)
         proc = start_projector(settings, tmp_path / "projector.log")
         try:
