@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.retail import CSV_HELP, DATA, RetailFormatError, retail_events
+from services.replenisher.lines import DEFAULT_TARGET_FILL
 
 from . import frontier, report
 from .closed_loop import SimConfig, in_range, simulate
@@ -59,7 +60,10 @@ def main() -> None:
     parser.add_argument("--review-days", type=int, default=7)
     parser.add_argument("--service-level", type=float, default=0.98, help="normal")
     parser.add_argument(
-        "--target-fill", type=float, default=0.9, help="lines: expected line fill, all items"
+        "--target-fill",
+        type=float,
+        default=DEFAULT_TARGET_FILL,
+        help="lines: expected line fill, all items",
     )
     parser.add_argument(
         "--budget-units", type=float, help="lines: expected units held, instead of a target"

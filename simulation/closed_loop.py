@@ -31,7 +31,7 @@ from typing import Any
 from services.ledger.domain.rules import apply_event
 from services.ledger.domain.state import LedgerState
 from services.replenisher.forecast import Forecast, forecast_many
-from services.replenisher.lines import LinePlanner, LineSettings
+from services.replenisher.lines import DEFAULT_TARGET_FILL, LinePlanner, LineSettings
 from services.replenisher.policy import (
     Decision,
     Figures,
@@ -56,7 +56,7 @@ class SimConfig:
     baseline_days: int = 28
     opening_days: int = 14
     scale: float = 1.0  # static and min_max: their levels' days of cover, scaled
-    target_fill: float = 0.9  # lines: the expected line fill over all items (as the service)
+    target_fill: float = DEFAULT_TARGET_FILL  # lines: the expected line fill, all items
     budget_units: float | None = None  # lines: expected units held, instead of a target
     refresh_days: int = 7  # normal and lines: forecasts and the price, every so many days
     report_from: date | None = None  # figures from this day on are reported apart as well

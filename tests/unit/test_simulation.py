@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from services.replenisher.lines import DEFAULT_TARGET_FILL, LineSettings
+from shared.settings import Settings
 from simulation.closed_loop import SimConfig, baseline_demand, simulate
 
 from .. import events as ev
@@ -111,3 +113,8 @@ def test_a_location_short_of_a_sku_takes_another_location_s_surplus_before_buyin
     )
     assert alone.transfers == 0
     assert result.units_requested < alone.units_requested
+
+
+def test_the_service_the_simulation_and_the_plan_share_one_default_target() -> None:
+    assert Settings().target_fill == LineSettings().target_fill == DEFAULT_TARGET_FILL
+    assert SimConfig().target_fill == DEFAULT_TARGET_FILL
