@@ -49,6 +49,12 @@ def main() -> None:
     parser.add_argument("--policy", choices=(*POLICIES, "all"), default="all")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
     parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last day")
+    parser.add_argument(
+        "--report-from",
+        type=date.fromisoformat,
+        help="also report line fill and units held from this day on (e.g. a month after the"
+        " first day, as make demo reads them); not with --frontier, which has --split-months",
+    )
     parser.add_argument("--rows", type=int, help="read only the first ROWS rows")
     parser.add_argument(
         "--sku-part",
@@ -102,6 +108,8 @@ def main() -> None:
         help="where to write the figures (default: %(default)s)",
     )
     args = parser.parse_args()
+    if args.report_from and (args.frontier or args.through_stack):
+        parser.error("--report-from is for in-process runs (--frontier has --split-months)")
 
     started = time.perf_counter()
     try:
@@ -140,6 +148,10 @@ def main() -> None:
             t = time.perf_counter()
             result = simulate(events, config)
         summary = result.summary() | {"seconds": round(time.perf_counter() - t, 1)}
+        if args.report_from:
+            summary["later"] = {"from": args.report_from.isoformat()} | result.period(
+                args.report_from
+            )
         results.append(summary)
 
     where = (

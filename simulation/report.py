@@ -21,21 +21,24 @@ from .closed_loop import SimConfig
 
 def results_table(results: list[dict[str, Any]], title: str) -> Table:
     """One row per policy run: line fill rate, average units held, requests (of which
-    transfers), stockout days."""
+    transfers), stockout days; and line fill and units from a day on, for runs that report
+    them (``"later"``: :meth:`SimResult.period`)."""
     table = Table(title=title)
-    for column in (
-        "policy",
-        "line fill rate",
-        "avg units held",
-        "requests (transfers)",
-        "stockout item-days",
-    ):
+    columns = ["policy", "line fill rate", "avg units held"]
+    later = results[0].get("later") if results else None
+    if later:
+        columns += [f"line fill from {later['from']}", f"avg units from {later['from']}"]
+    for column in (*columns, "requests (transfers)", "stockout item-days"):
         table.add_column(column, justify="right")
     for r in results:
+        shown = [r["policy"], f"{r['line_fill_rate']:.3f}", f"{r['average_units_held']:,.0f}"]
+        if later:
+            shown += [
+                f"{r['later']['line_fill_rate']:.3f}",
+                f"{r['later']['average_units_held']:,.0f}",
+            ]
         table.add_row(
-            r["policy"],
-            f"{r['line_fill_rate']:.3f}",
-            f"{r['average_units_held']:,.0f}",
+            *shown,
             f"{r['requests']:,}" + (f" ({r['transfers']:,})" if r.get("transfers") else ""),
             f"{r['stockout_item_days']:,}",
         )

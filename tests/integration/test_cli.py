@@ -100,6 +100,16 @@ def test_the_simulation_runs_on_a_slice_of_the_history_and_writes_its_figures(
         assert r["order_lines"] > 1000
 
 
+def test_the_simulation_reports_the_days_from_a_given_day_apart(tmp_path: Path) -> None:
+    # the first 15,000 rows: 2010-12-01 to 2010-12-07
+    args = ("--rows", "15000", "--policy", "lines", "--report-from", "2010-12-03")
+    (whole,) = simulate(tmp_path / "sim.json", *args)
+    later = whole["later"]
+    assert (later["from"], later["to"], later["days"]) == ("2010-12-03", "2010-12-07", 5)
+    assert 0 < later["order_lines"] < whole["order_lines"]
+    assert 0 < later["line_fill_rate"] <= 1
+
+
 def test_the_frontier_writes_each_policy_at_each_setting_and_the_plot(tmp_path: Path) -> None:
     out, plot = tmp_path / "frontier.json", tmp_path / "frontier.png"
     done = subprocess.run(
