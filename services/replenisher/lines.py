@@ -40,6 +40,7 @@ Array = NDArray[np.float64]
 
 MAX_GRID = 1 << 15  # units: sizes beyond it are never planned for (they would need the stock)
 PRICES = np.geomspace(1e-5, 2.0, 96)  # θ, lines served per day per unit held, low to high
+BLOCK_CELLS = 1 << 17  # prices × grid units weighed at once when choosing points (1 MB)
 QUANTILES = (0.5, 0.9, 0.99)
 QUANTILE_NAMES = tuple(f"p{round(p * 100)}" for p in QUANTILES)
 
@@ -333,8 +334,16 @@ def _figures(
 def best_points(c: ItemCurve) -> NDArray[np.int64]:
     """The best reorder point (index r + 1, as :func:`best_point`) at every price on
     :data:`PRICES`."""
-    objective = c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :]
-    return np.asarray(np.argmax(objective, axis=1), dtype=np.int64)
+    # A few prices at a time: all 96 against a grid of 32,768 units took about 50 MB at once
+    # (the objective and its temporaries), the planning pass's peak; the same arithmetic by
+    # blocks keeps each under BLOCK_CELLS and picks the same points.
+    served = c.rate * c.fill
+    rows = max(1, BLOCK_CELLS // max(1, len(c.held)))
+    best = np.empty(len(PRICES), dtype=np.int64)
+    for at in range(0, len(PRICES), rows):
+        objective = served[None, :] - PRICES[at : at + rows, None] * c.held[None, :]
+        best[at : at + rows] = np.argmax(objective, axis=1)
+    return best
 
 
 # --- the allocation across items ------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.replenisher.lines import (
+    BLOCK_CELLS,
     PRICES,
     LineDemand,
     LinePlanner,
@@ -15,6 +16,7 @@ from services.replenisher.lines import (
     PriceTable,
     allocate,
     best_point,
+    best_points,
     choices,
     compound_poisson,
     curve,
@@ -230,3 +232,12 @@ def test_what_a_pass_keeps_of_a_curve_gives_the_same_figures_at_every_price() ->
         kept.add(ch)
         assert kept.served.tolist() == full.served.tolist()
         assert kept.units.tolist() == full.units.tolist()
+
+
+def test_the_best_points_of_a_long_grid_are_weighed_in_blocks_and_come_out_the_same() -> None:
+    # a line of thousands of units: a grid of tens of thousands, so the prices go in blocks
+    c = curve(LineDemand(0.5, (1, 12, 4000), (0.6, 0.3, 0.1), cv=0.5), LineSettings())
+    assert len(c.held) * len(PRICES) > 4 * BLOCK_CELLS
+    whole = np.argmax(c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :], axis=1)
+    assert best_points(c).tolist() == whole.tolist()
+    assert [best_point(c, p) for p in PRICES] == whole.tolist()
