@@ -129,6 +129,9 @@ class _NoCommits:
     async def commit(self, offsets: Any) -> None:
         return None
 
+    def assignment(self) -> set[Any]:
+        return set()
+
 
 def _ledger_record(offset: int, position: int, on_hand: int) -> SimpleNamespace:
     entry = {

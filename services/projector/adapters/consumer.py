@@ -5,11 +5,17 @@ the batch touched before that transaction commits (its items' rows still locked,
 rebalance the new owner's levels always follow the former owner's: see adapters/store.py), then
 commit the offsets. A crash anywhere redelivers the batch; the read model ignores what it already
 has, and the levels are published again (the topic is compacted).
+
+Offsets are committed after the batches they cover, but at most once every
+:data:`COMMIT_EVERY_S` while entries keep coming, once the stream is that long quiet, and when
+the consumer stops. Each commit is a request the broker writes to its offsets topic; a crash or
+rebalance redelivers at most that much more, which the read model's positions skip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -19,16 +25,22 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from shared.kafka import Record, commit, consume_batches, json_values, next_offsets, send_keyed
 from shared.metrics import observe_many
-from shared.runner import retry
+from shared.runner import retry, sleep_unless
 
 from ..metrics import ProjectorMetrics
 from .store import ReadModel
 
 log = logging.getLogger(__name__)
+
+COMMIT_EVERY_S = 1.0
+"""How often, at most, the offsets of applied batches are committed while entries keep coming:
+one commit a batch cost the broker about 0.1 ms of CPU each, some 5 ms per 1,000 entries at
+50 batches a second."""
 
 
 def level_message(row: asyncpg.Record) -> dict[str, Any]:
@@ -63,6 +75,7 @@ class ProjectorConsumer:
         levels_topic: str,
         batch_max_records: int,
         batch_timeout_ms: int,
+        commit_every_s: float = COMMIT_EVERY_S,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -71,15 +84,53 @@ class ProjectorConsumer:
         self.levels_topic = levels_topic
         self.batch_max_records = batch_max_records
         self.batch_timeout_ms = batch_timeout_ms
+        self.commit_every_s = commit_every_s
+        self._pending: dict[TopicPartition, int] = {}  # applied, not yet committed
+        self._committed_at = -float("inf")
+        self._committing = asyncio.Lock()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await consume_batches(
-            self.consumer,
-            stopping,
-            functools.partial(self.handle, stopping=stopping),
-            self.batch_max_records,
-            self.batch_timeout_ms,
-        )
+        quiet = asyncio.create_task(self._commit_when_quiet(stopping))
+        try:
+            await consume_batches(
+                self.consumer,
+                stopping,
+                functools.partial(self.handle, stopping=stopping),
+                self.batch_max_records,
+                self.batch_timeout_ms,
+            )
+        finally:
+            quiet.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await quiet
+            try:
+                await self.commit_pending()  # what was applied before stopping
+            except KafkaError as exc:
+                log.warning("offsets not committed at stop", extra={"error": str(exc)})
+
+    async def commit_pending(self) -> None:
+        """Commit the offsets of the batches applied so far, of the partitions still assigned
+        (a revoked one's are its new owner's to commit). Offsets that fail to commit stay
+        pending unless newer ones have come meanwhile."""
+        async with self._committing:
+            offsets, self._pending = self._pending, {}
+            self._committed_at = time.monotonic()
+            assigned = self.consumer.assignment()
+            try:
+                await commit(self.consumer, {tp: o for tp, o in offsets.items() if tp in assigned})
+            except BaseException:
+                for tp, offset in offsets.items():
+                    self._pending.setdefault(tp, offset)
+                raise
+
+    async def _commit_when_quiet(self, stopping: asyncio.Event) -> None:
+        """Commit what a busy stream left pending once it has been that long without a commit."""
+        while not await sleep_unless(stopping, self.commit_every_s):
+            if self._pending and time.monotonic() - self._committed_at >= self.commit_every_s:
+                try:
+                    await self.commit_pending()
+                except KafkaError as exc:
+                    log.warning("offsets not committed; trying later", extra={"error": str(exc)})
 
     async def handle(self, records: list[Record], stopping: asyncio.Event) -> bool:
         entries = json_values(records)
@@ -88,7 +139,9 @@ class ProjectorConsumer:
         if applied is None:
             return False  # stopping: nothing committed, the batch is redelivered
         changed = applied
-        await commit(self.consumer, next_offsets(records))
+        self._pending.update(next_offsets(records))
+        if time.monotonic() - self._committed_at >= self.commit_every_s:
+            await self.commit_pending()
         self._observe(entries, changed, time.perf_counter() - started)
         return True
 
