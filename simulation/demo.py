@@ -18,7 +18,7 @@ import itertools
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -385,8 +385,26 @@ def after_first_month(
     cut = start + FIRST_MONTH
     lines = sum(n for d, _, n in fill if d >= cut.date().isoformat())
     filled = sum(f * n for d, f, n in fill if d >= cut.date().isoformat())
-    held = [s["held"] for s in samples if s["clock"] >= cut]
-    return (filled / lines if lines else None, sum(held) / len(held) if held else None)
+    return (
+        filled / lines if lines else None,
+        over_history_time(s for s in samples if s["clock"] >= cut),
+    )
+
+
+def over_history_time(samples: Iterable[dict[str, Any]]) -> float | None:
+    """The average units on hand over the history's time: a sample (taken each second of the
+    wall clock) counts for the history time until the next one. So the samples taken while the
+    history's clock waits for the suite, and after its end while the suite settles, count for
+    nothing; counted alike, they weighed the average towards those moments (the end's stock,
+    the largest, most of all)."""
+    taken = sorted(samples, key=lambda s: s["clock"])
+    if not taken:
+        return None
+    weights = [(b["clock"] - a["clock"]).total_seconds() for a, b in itertools.pairwise(taken)]
+    total = sum(weights)
+    if total <= 0:
+        return float(sum(s["held"] for s in taken) / len(taken))
+    return float(sum(s["held"] * w for s, w in zip(taken, weights, strict=False)) / total)
 
 
 @dataclass(frozen=True)

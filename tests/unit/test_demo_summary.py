@@ -4,14 +4,15 @@ simulated on the same rows, requests shown with the transfers among them in ever
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import orjson
 from rich.console import Console
 
 from bench.retail import DATA, retail_events
 from simulation.closed_loop import SimConfig, SimResult, simulate
-from simulation.demo import LiveFigures, summary
+from simulation.demo import LiveFigures, over_history_time, summary
 
 LIVE = LiveFigures(
     published=258_375,
@@ -89,3 +90,18 @@ def test_an_interrupted_demo_leaves_the_simulated_columns_empty() -> None:
     cells = rows(LIVE, None, None)
     assert cells["requests raised (transfers)"] == ["77,279 (3,410)", "", ""]
     assert cells["line fill rate"] == ["0.812", "", ""]
+
+
+def test_units_on_hand_are_averaged_over_history_time_not_over_samples() -> None:
+    day = datetime(2011, 1, 1, tzinfo=UTC)
+
+    def at(days: float, held: int) -> dict[str, Any]:
+        return {"clock": day + timedelta(days=days), "held": held}
+
+    even = [at(d, 100 + d) for d in range(10)]
+    # the same history, with the clock waiting twice: at day 3, and at the end while the suite
+    # settles, samples pile up at one moment of history time
+    waits = [*even[:4], *[at(3, 103)] * 50, *even[4:], *[at(9, 5_000)] * 100]
+    assert over_history_time(even) == over_history_time(waits) == sum(range(100, 109)) / 9
+    assert over_history_time([at(2, 7), at(2, 9)]) == 8.0  # no history time: the plain mean
+    assert over_history_time([]) is None
