@@ -49,7 +49,7 @@ DEFAULT_TARGET_FILL = 0.92
 """The default expected line fill. The plan expects it; realized fill with backorders (the
 ledger's world) runs below it on real history, whose demand moves: chosen on December to March
 of the shipped history as the smallest target, in steps of 0.01, whose backordered line fill from
-January on reaches 0.85 (0.91: 0.849, 0.92: 0.860)."""
+a month after the first day on (as make demo reads it) reaches 0.85 (0.91: 0.849, 0.92: 0.860)."""
 
 
 @dataclass(frozen=True)
