@@ -45,6 +45,14 @@ async def _changed_since(settings: Settings, before: int) -> bool:
     return await rows_applied(settings) > before
 
 
+def _starts(log: Path) -> int:
+    return log.read_text().count('"message":"projector started"') if log.exists() else 0
+
+
+async def _started_since(log: Path, starts: int) -> bool:
+    return _starts(log) > starts
+
+
 async def _ledger_has(settings: Settings, n: int) -> bool:
     return await processed_count(settings) >= n
 
@@ -69,9 +77,14 @@ async def test_a_projector_killed_mid_batch_resumes_to_a_fold_of_the_ledger(
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         kills += not await caught_up(settings)
-    proc = start_projector(settings, tmp_path / "projector.log")
+    log = tmp_path / "projector.log"
+    starts = _starts(log)
+    proc = start_projector(settings, log)
     try:
         await eventually(lambda: caught_up(settings), seconds=60)
+        # the read model may have caught up before this projector started: it must still stop
+        # cleanly, once it is running
+        await eventually(lambda: _started_since(log, starts), seconds=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
