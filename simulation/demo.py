@@ -400,11 +400,14 @@ def over_history_time(samples: Iterable[dict[str, Any]]) -> float | None:
     taken = sorted(samples, key=lambda s: s["clock"])
     if not taken:
         return None
-    weights = [(b["clock"] - a["clock"]).total_seconds() for a, b in itertools.pairwise(taken)]
+    held = [float(s["held"]) for s in taken]  # PostgreSQL's sum of integers is a numeric
+    weights: list[float] = [
+        (b["clock"] - a["clock"]).total_seconds() for a, b in itertools.pairwise(taken)
+    ]
     total = sum(weights)
     if total <= 0:
-        return float(sum(s["held"] for s in taken) / len(taken))
-    return float(sum(s["held"] * w for s, w in zip(taken, weights, strict=False)) / total)
+        return sum(held) / len(held)
+    return sum(h * w for h, w in zip(held, weights, strict=False)) / total
 
 
 @dataclass(frozen=True)

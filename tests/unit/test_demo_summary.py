@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -96,7 +97,8 @@ def test_units_on_hand_are_averaged_over_history_time_not_over_samples() -> None
     day = datetime(2011, 1, 1, tzinfo=UTC)
 
     def at(days: float, held: int) -> dict[str, Any]:
-        return {"clock": day + timedelta(days=days), "held": held}
+        # held as the monitor reads it: PostgreSQL's sum of integers, a numeric
+        return {"clock": day + timedelta(days=days), "held": Decimal(held)}
 
     even = [at(d, 100 + d) for d in range(10)]
     # the same history, with the clock waiting twice: at day 3, and at the end while the suite
