@@ -46,7 +46,7 @@ from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import REPLENISHMENT_REQUESTS
 
-from .processes import RESULTS, ServiceProcess, free_port, write_results
+from .processes import RESULTS, ServiceProcess, cpu_seconds, free_port, write_results
 from .scratch import scratch_stack
 
 TOKEN = "bench-token"  # noqa: S105 - a scratch gateway's, gone after the run
@@ -111,16 +111,6 @@ class Connection:
     async def close(self) -> None:
         self.writer.close()
         await self.writer.wait_closed()
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | str = "self") -> float:
-    """User and system CPU time a process has used so far (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class CpuPer1000:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import statistics
 import time
 import uuid
@@ -24,31 +23,21 @@ import asyncpg
 from services.ledger.adapters.postgres import PostgresLedgerStore
 from services.ledger.adapters.store import Accepted
 from shared.events.codec import Rejection, decode
-from shared.migrate import migrate
 from shared.settings import Settings
 
+from .processes import cpu_seconds
+from .scratch import drop_database, scratch_database
 from .workload import input_messages
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def backend_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    base, _, _ = Settings().database_url.get_secret_value().rpartition("/")
+    base = Settings()
     name = f"bench_ledger_batch_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(f"{base}/postgres")
-    await admin.execute(f"CREATE DATABASE {name}")
     profile = cProfile.Profile() if args.profile else None
     rounds: list[tuple[float, float]] = []
     try:
-        await migrate(f"{base}/{name}")
-        pool = await asyncpg.create_pool(f"{base}/{name}", min_size=1, max_size=1)
+        url = await scratch_database(base, name)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
         try:
             async with pool.acquire() as conn:
                 pid = await conn.fetchval("SELECT pg_backend_pid()")
@@ -58,7 +47,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 chunk = messages[r : r + args.round]
                 if profile is not None and r:
                     profile.enable()
-                py0, be0 = time.process_time(), backend_seconds(pid)
+                py0, be0 = time.process_time(), cpu_seconds(pid)
                 for s in range(0, len(chunk), args.batch):
                     batch = []
                     for topic, _, value in chunk[s : s + args.batch]:
@@ -66,7 +55,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         if not isinstance(event, Rejection):
                             batch.append(Accepted(topic, event))
                     await store.append(batch)
-                py1, be1 = time.process_time(), backend_seconds(pid)
+                py1, be1 = time.process_time(), cpu_seconds(pid)
                 if profile is not None:
                     profile.disable()
                 per = 1_000_000 / len(chunk)
@@ -74,8 +63,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         finally:
             await pool.close()
     finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        await drop_database(base, name)
     if profile is not None:
         profile.dump_stats(args.profile)
     measured = rounds[1:] or rounds

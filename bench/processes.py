@@ -85,15 +85,32 @@ class ServiceProcess:
             self.proc.wait(timeout=30)
 
 
-def rss_bytes(pid: int) -> int:
+def status_kib(pid: int) -> dict[str, int]:
+    """``VmHWM`` and ``VmRSS`` of ``pid``, in KiB (0 when it is gone)."""
+    figures = {"VmHWM": 0, "VmRSS": 0}
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                name, _, value = line.partition(":")
+                if name in figures:
+                    figures[name] = int(value.split()[0])
     except OSError:
         pass
-    return 0
+    return figures
+
+
+def rss_bytes(pid: int) -> int:
+    return status_kib(pid)["VmRSS"] * 1024
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User and system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def free_port() -> int:

@@ -28,24 +28,17 @@ from shared.settings import Settings
 from shared.topics import LEDGER, create_topics
 
 from .cpu import CpuSampler, cpu_in_window
-from .processes import ROOT, ServiceProcess, free_port, stop_cleanly_on_sigterm, write_results
+from .processes import (
+    ROOT,
+    ServiceProcess,
+    free_port,
+    status_kib,
+    stop_cleanly_on_sigterm,
+    write_results,
+)
 from .scratch import drop_database, scratch_database
 
 PARTITIONS = 6
-
-
-def status_kib(pid: int) -> dict[str, int]:
-    """``VmHWM`` and ``VmRSS`` of ``pid``, in KiB (0 when it is gone)."""
-    figures = {"VmHWM": 0, "VmRSS": 0}
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in figures:
-                    figures[name] = int(value.split()[0])
-    except OSError:
-        pass
-    return figures
 
 
 async def ends(settings: Settings, topic: str) -> dict[TopicPartition, int]:
