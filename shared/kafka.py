@@ -27,7 +27,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from .settings import Settings
+from .settings import FETCH_MAX_BYTES, PARTITION_FETCH_BYTES, Settings
 from .topics import DLQ_SUFFIX, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -169,8 +169,8 @@ def batch_consumer(
     topics: Sequence[str],
     group: str,
     listener: Assignment,
-    fetch_max_bytes: int = 64 * 1024 * 1024,
-    max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+    fetch_max_bytes: int = FETCH_MAX_BYTES,
+    max_partition_fetch_bytes: int = PARTITION_FETCH_BYTES,
 ) -> AIOKafkaConsumer:
     """A consumer for at-least-once batches: starts at the earliest offset, commits by hand.
 

@@ -18,6 +18,10 @@ KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 
+FETCH_MAX_BYTES = 64 * 1024 * 1024  # a consumer's fetch (Kafka's fetch.max.bytes), by default
+PARTITION_FETCH_BYTES = 8 * 1024 * 1024  # and of one partition (max.partition.fetch.bytes)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STOCKLEDGER_", extra="ignore", frozen=True, populate_by_name=True
@@ -72,7 +76,7 @@ class Settings(BaseSettings):
         "then updated once for many entries. A quiet stream is decided on at once; 0 never waits.",
     )
     replenisher_fetch_max_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=FETCH_MAX_BYTES,
         ge=64 * 1024,
         description="Bytes of ledger entries the replenisher's consumer fetches at once (Kafka's "
         "fetch.max.bytes; a larger entry still comes, alone). aiokafka holds a fetch twice while "
@@ -81,7 +85,7 @@ class Settings(BaseSettings):
         "but with 109 -> 137 ms of CPU per 1,000 entries, so the default stays where it was.",
     )
     replenisher_partition_fetch_bytes: int = Field(
-        default=8 * 1024 * 1024,
+        default=PARTITION_FETCH_BYTES,
         ge=64 * 1024,
         description="Of those, at most this many from one partition (max.partition.fetch.bytes).",
     )
