@@ -20,6 +20,10 @@ they are placed, against the units held. So the model is of lines, not of daily 
   size ``q`` arrives is that position less the lead time's demand, so the chance the line is
   served is ``P(position − D ≥ q)``, averaged over sizes and positions. Units held are
   ``E[(position − D)⁺]``.
+- **Order quantities by the square root of demand.** ``Q`` is proportional to the square root
+  of an item's units a day, scaled so that all items together raise as many requests as
+  ordering each one a review period's demand would: for the same number of requests, that is
+  the least cycle stock (the economic order quantity with one cost per request).
 - **Stock across items by marginal lines per unit.** Each item's reorder point maximises
   ``lines served − θ × units held``; one price ``θ`` for every item is set so that the expected
   line fill over all items meets a target (or the expected units meet a budget). A unit goes
@@ -119,6 +123,7 @@ class Allocation:
     figures: dict[tuple[str, str], LineFigures]
     expected_fill: float
     expected_units: float
+    order_scale: float | None = None  # see order_scale: Q = scale × √(units a day)
 
 
 # --- demand estimates -----------------------------------------------------------------------
@@ -246,16 +251,48 @@ def regular_size(demand: LineDemand) -> float:
     return float(np.dot(np.minimum(demand.sizes, 2 * median_size(demand)), demand.weights))
 
 
-def order_quantity_for(demand: LineDemand, settings: LineSettings) -> int:
-    """Order-up-to minus reorder point: the review period's expected units of regular lines
-    (:func:`regular_size`), at least one."""
-    units = demand.rate * regular_size(demand) * settings.review_days
+def order_quantity_for(demand: LineDemand, settings: LineSettings, scale: float | None) -> int:
+    """Order-up-to minus reorder point, at least one: ``scale × √(units a day)`` of regular
+    lines (:func:`regular_size`), the scale from :func:`order_scale`; without one (before a
+    pass has set it), the review period's expected units."""
+    daily = demand.rate * regular_size(demand)
+    units = settings.review_days * daily if scale is None else scale * math.sqrt(daily)
     return int(min(MAX_GRID // 4, max(1, round(units))))
 
 
-def curve(demand: LineDemand, settings: LineSettings) -> ItemCurve:
-    """Expected fill and units held at every reorder point, for an (r, r + Q) policy."""
-    q = order_quantity_for(demand, settings)
+def order_scale(rates: Array, daily_units: Array, review_days: float) -> float | None:
+    """The scale of order quantities (:func:`order_quantity_for`) that spreads the requests of
+    ordering every item once a review period over the items by the square root of their demand.
+
+    For a fixed number of requests, the cycle stock ``Σ Q / 2`` is least when each item's ``Q``
+    is proportional to the square root of its units a day (the economic order quantity with
+    one cost of a request for every item): a busy item is ordered more often than once a
+    period, a slow one less often. An item requests about ``min(lines a day, units a day / Q)``
+    times a day (once per line at most), so the scale ``c`` solves
+    ``Σ min(λ, √d / c) = Σ min(λ, 1 / review_days)``: as many requests as the review period's
+    quantities. Items all alike get the review period's quantities back. None without demand
+    or without a review period (every item then orders up to one above its point)."""
+    lam = np.asarray(rates, dtype=np.float64)
+    root = np.sqrt(np.asarray(daily_units, dtype=np.float64))
+    busy = (lam > 0) & (root > 0)
+    lam, root = lam[busy], root[busy]
+    if not len(lam) or review_days <= 0:
+        return None
+    want = float(np.minimum(lam, 1.0 / review_days).sum())
+    lo, hi = 1e-6, 1e9  # requests fall as the scale rises: bisect on a log scale
+    for _ in range(80):
+        mid = math.sqrt(lo * hi)
+        if float(np.minimum(lam, root / mid).sum()) > want:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+def curve(demand: LineDemand, settings: LineSettings, scale: float | None = None) -> ItemCurve:
+    """Expected fill and units held at every reorder point, for an (r, r + Q) policy, ``Q``
+    by :func:`order_quantity_for` at ``scale``."""
+    q = order_quantity_for(demand, settings, scale)
     horizon = settings.lead_time_days + settings.check_days / 2
     n = grid_length(demand, horizon, q)
     ltd = compound_poisson(demand.rate * horizon, demand.sizes, demand.weights, n, demand.cv)
@@ -435,20 +472,31 @@ class PriceTable:
         return float(PRICES[meets[-1]] if len(meets) else PRICES[0])
 
 
-def allocate(demands: dict[tuple[str, str], LineDemand], settings: LineSettings) -> Allocation:
-    """Reorder points for every item, under one price of stock in lines served per unit."""
-    curves = {k: curve(d, settings) for k, d in demands.items() if d.rate > 0 and d.sizes}
+def allocate(
+    demands: dict[tuple[str, str], LineDemand], settings: LineSettings, scale: float | None = None
+) -> Allocation:
+    """Reorder points for every item, under one price of stock in lines served per unit, with
+    order quantities at ``scale``."""
+    curves = {k: curve(d, settings, scale) for k, d in demands.items() if d.rate > 0 and d.sizes}
     table = PriceTable()
     for c in curves.values():
         table.add(c)
     price = table.price(settings)
-    return figures_for_price(curves, demands, price)
+    return figures_for_price(curves, demands, price, scale)
+
+
+def scale_of(demands: Iterable[LineDemand], settings: LineSettings) -> float | None:
+    """:func:`order_scale` over the demands given."""
+    pairs = [(d.rate, d.rate * regular_size(d)) for d in demands]
+    rates, daily = np.array(pairs, dtype=np.float64).reshape(-1, 2).T
+    return order_scale(rates, daily, settings.review_days)
 
 
 def figures_for_price(
     curves: dict[tuple[str, str], ItemCurve],
     demands: dict[tuple[str, str], LineDemand],
     price: float,
+    scale: float | None = None,
 ) -> Allocation:
     figures = {}
     lines = served = units = 0.0
@@ -458,7 +506,7 @@ def figures_for_price(
         lines += c.rate
         served += c.rate * float(c.fill[index])
         units += float(c.held[index])
-    return Allocation(price, figures, served / lines if lines else 1.0, units)
+    return Allocation(price, figures, served / lines if lines else 1.0, units, scale)
 
 
 def pooled_rate(rates: Iterable[float]) -> float:
@@ -490,7 +538,8 @@ class LineHistory:
 class LinePlanner:
     """Line histories of every item, and the reorder points they give under one price.
 
-    ``plan`` re-estimates every item and sets the price anew (a full pass); between passes
+    ``plan`` re-estimates every item and sets the price and the scale of order quantities anew
+    (a full pass); between passes
     ``figures`` gives any item its figures at the current price, a new item from its first
     line, pooled with the same sku's lines elsewhere and the location's early rates.
     """
@@ -500,6 +549,7 @@ class LinePlanner:
         self.histories: dict[Item, LineHistory] = {}
         self.locations: dict[str, list[str]] = {}  # sku → its locations, as first seen
         self.price: float | None = None
+        self.scale: float | None = None  # of order quantities, set with the price
         self.current: dict[Item, LineFigures] = {}
         self.priors: dict[str, float] = {}
         self.planned_on: int | None = None
@@ -532,8 +582,10 @@ class LinePlanner:
         """Every item re-estimated as of ``today``; the price set to meet the target."""
         self.priors = self._priors(today)
         demands = {item: self.demand(item, today) for item in sorted(self.histories)}
-        allocation = allocate(demands, self.settings)
+        scale = scale_of(demands.values(), self.settings)
+        allocation = allocate(demands, self.settings, scale)
         self.price = allocation.price
+        self.scale = scale
         self.current = dict(allocation.figures)
         self.planned_on = today
         return allocation
@@ -552,7 +604,7 @@ class LinePlanner:
         demand = self.demand(item, today)
         if demand.rate <= 0 or not demand.sizes:
             return None
-        c = curve(demand, self.settings)
+        c = curve(demand, self.settings, self.scale)
         found = figures_at(c, best_point(c, self.price), demand)
         self.current[item] = found
         return found

@@ -2,9 +2,10 @@
 
 A pass (:func:`plan_lines`) reads the order lines of every item as of an event-time day, a few
 thousand skus at a time (so memory stays flat however many items there are), estimates each
-item's line demand (:mod:`.lines`), sets the price of stock that meets the target fill (or the
-budget) over all items, then reads them again and stores every item's figures at that price.
-An item first seen after a pass is planned on its own at the last price
+item's line demand (:mod:`.lines`) and sets the scale of order quantities over all items
+(:func:`.lines.order_scale`), reads them again to set the price of stock that meets the target
+fill (or the budget) over all items, then a third time to store every item's figures at that
+price. An item first seen after a pass is planned on its own at the last price and scale
 (:func:`plan_new_items`), in the transaction that decides on it.
 
 Event time: the day a pass is for is a day of the ledger's ``occurred_at``, never the clock's,
@@ -14,12 +15,14 @@ so a replay at any speed, a backfill and live operation plan alike.
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
+import numpy as np
 import orjson
 
 from shared.db import Connection
@@ -39,6 +42,8 @@ from .lines import (
     figures_at,
     figures_chosen,
     location_priors,
+    order_scale,
+    regular_size,
 )
 
 CHUNK_SKUS = 100
@@ -50,6 +55,7 @@ class PlannerState:
     price: float
     planned_for: date
     priors: dict[str, float]
+    scale: float | None = None  # of order quantities (lines.order_scale)
 
 
 def is_due(planned_for: date | None, first_day: date, latest_day: date, every: int) -> date | None:
@@ -65,10 +71,14 @@ def is_due(planned_for: date | None, first_day: date, latest_day: date, every: i
 
 
 async def planner_state(conn: Connection | asyncpg.Pool) -> PlannerState | None:
-    row = await conn.fetchrow("SELECT price, planned_for, priors FROM replenishment_planner")
+    row = await conn.fetchrow(
+        "SELECT price, planned_for, priors, order_scale FROM replenishment_planner"
+    )
     if row is None:
         return None
-    return PlannerState(row["price"], row["planned_for"], orjson.loads(row["priors"]))
+    return PlannerState(
+        row["price"], row["planned_for"], orjson.loads(row["priors"]), row["order_scale"]
+    )
 
 
 async def _priors(conn: Connection | asyncpg.Pool, today: date) -> dict[str, float]:
@@ -152,18 +162,30 @@ async def plan_lines(
     priors = await _priors(pool, today)
     t = today.toordinal()
     table = PriceTable()
-    total = 2 * len(skus)
+    total = 3 * len(skus)
     done = 0
+    rates, daily = array("d"), array("d")  # two numbers an item: 1.6 MB for 100,000
+    for chunk in _chunks(skus):  # first reading: the scale of order quantities
+        planner = _planner(settings, await _histories(pool, chunk, today), priors)
+        for item in planner.histories:
+            demand = planner.demand(item, t)
+            rates.append(demand.rate)
+            daily.append(demand.rate * regular_size(demand))
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    scale = order_scale(np.frombuffer(rates), np.frombuffer(daily), settings.review_days)
+    del rates, daily
     # What a pass needs of up to CACHE_ITEMS items' curves is kept from the first reading for
     # the second (about 1 KB an item); beyond that they are computed again, so memory
     # stays flat however many items there are.
     cache: dict[Item, Choices] | None = {}
-    for chunk in _chunks(skus):  # first reading: the price
+    for chunk in _chunks(skus):  # second reading: the price
         planner = _planner(settings, await _histories(pool, chunk, today), priors)
         for item in planner.histories:
             demand = planner.demand(item, t)
             if demand.rate > 0 and demand.sizes:
-                c = curve(demand, settings)
+                c = curve(demand, settings, scale)
                 if cache is not None:
                     cache[item] = ch = choices(c, demand)
                     table.add(ch)
@@ -180,7 +202,7 @@ async def plan_lines(
     items = 0
     served = lines = units = 0.0
     async with pool.acquire() as conn, conn.transaction():
-        for chunk in _chunks(skus):  # second reading: the figures at that price
+        for chunk in _chunks(skus):  # third reading: the figures at that price
             figures: dict[Item, LineFigures] = {}
             if cache is not None:
                 wanted = set(chunk)
@@ -193,7 +215,7 @@ async def plan_lines(
                 for item in planner.histories:
                     demand = planner.demand(item, t)
                     if demand.rate > 0 and demand.sizes:
-                        c = curve(demand, settings)
+                        c = curve(demand, settings, scale)
                         figures[item] = figures_at(c, best_point(c, price), demand)
             for f in figures.values():
                 served += f.expected_fill * f.lines_per_day
@@ -208,17 +230,20 @@ async def plan_lines(
         await conn.execute("DELETE FROM replenishment_plans WHERE planned_for < $1", today)
         await conn.execute(
             "INSERT INTO replenishment_planner (singleton, price, planned_for, expected_fill,"
-            " expected_units, items, priors) VALUES (true, $1, $2, $3, $4, $5, $6)"
+            " expected_units, items, priors, order_scale)"
+            " VALUES (true, $1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (singleton) DO UPDATE SET price = EXCLUDED.price,"
             " planned_for = EXCLUDED.planned_for, expected_fill = EXCLUDED.expected_fill,"
             " expected_units = EXCLUDED.expected_units, items = EXCLUDED.items,"
-            " priors = EXCLUDED.priors, computed_at = now()",
+            " priors = EXCLUDED.priors, order_scale = EXCLUDED.order_scale,"
+            " computed_at = now()",
             price,
             today,
             served / lines if lines else 1.0,
             units,
             items,
             orjson.dumps(priors).decode(),
+            scale,
         )
     return {
         "items": items,
@@ -259,7 +284,7 @@ async def plan_new_items(
         planner = _planner(settings, histories, state.priors)
         demand = planner.demand(item, day.toordinal())
         if demand.rate > 0 and demand.sizes:
-            c = curve(demand, settings)
+            c = curve(demand, settings, state.scale)
             out[item] = stored.setdefault(day, {})[item] = figures_at(
                 c, best_point(c, state.price), demand
             )

@@ -23,6 +23,9 @@ from services.replenisher.lines import (
     estimate,
     figures_at,
     figures_chosen,
+    order_quantity_for,
+    order_scale,
+    regular_size,
 )
 
 # review_days 0: order-up-to is the reorder point plus one (a base stock level r + 1)
@@ -241,3 +244,62 @@ def test_the_best_points_of_a_long_grid_are_weighed_in_blocks_and_come_out_the_s
     whole = np.argmax(c.rate * c.fill[None, :] - PRICES[:, None] * c.held[None, :], axis=1)
     assert best_points(c).tolist() == whole.tolist()
     assert [best_point(c, p) for p in PRICES] == whole.tolist()
+
+
+def test_items_all_alike_order_the_review_periods_demand() -> None:
+    settings = LineSettings(review_days=7.0)
+    demand = LineDemand(rate=2.0, sizes=(3,), weights=(1.0,))
+    scale = order_scale(np.full(5, 2.0), np.full(5, 6.0), settings.review_days)
+    assert scale == pytest.approx(7.0 * math.sqrt(6.0))
+    assert order_quantity_for(demand, settings, scale) == order_quantity_for(demand, settings, None)
+    assert order_quantity_for(demand, settings, None) == 42
+
+
+def test_the_scale_keeps_the_requests_and_holds_less_cycle_stock() -> None:
+    # lines a day and units a day of a mixed catalogue: busy, middling, slow, once a month
+    rates = np.array([5.0, 1.0, 0.3, 0.2, 0.03])
+    daily = np.array([100.0, 6.0, 0.6, 2.0, 0.1])
+    scale = order_scale(rates, daily, 7.0)
+    assert scale is not None
+    # about min(lines a day, units a day / Q) requests a day, as ordering weekly would make
+    weekly = np.minimum(rates, 1 / 7).sum()
+    assert np.minimum(rates, np.sqrt(daily) / scale).sum() == pytest.approx(weekly, rel=1e-9)
+    q = scale * np.sqrt(daily)
+    assert q[0] < 7 * daily[0]  # the busiest item is ordered more often than weekly
+    assert q[3] > 7 * daily[3]  # a slow one less often
+    assert q.sum() < (7 * daily).sum()  # and the cycle stock is smaller
+
+
+def test_no_scale_without_demand_or_without_a_review_period() -> None:
+    assert order_scale(np.zeros(3), np.zeros(3), 7.0) is None
+    assert order_scale(np.ones(3), np.ones(3), 0.0) is None
+
+
+def test_a_pass_sets_the_scale_that_items_new_since_are_planned_at() -> None:
+    settings = LineSettings()
+    planner = LinePlanner(settings)
+    for day in range(1, 60):
+        planner.add_line(("busy", "UK"), day, 10)
+        planner.add_line(("busy", "UK"), day, 12)
+        if day % 5 == 0:
+            planner.add_line(("slow", "UK"), day, 2)
+    planner.plan(59)
+    expected = order_scale(
+        np.array([planner.demand(i, 59).rate for i in sorted(planner.histories)]),
+        np.array(
+            [
+                planner.demand(i, 59).rate * regular_size(planner.demand(i, 59))
+                for i in sorted(planner.histories)
+            ]
+        ),
+        settings.review_days,
+    )
+    assert planner.scale == pytest.approx(expected)
+    planner.add_line(("new", "UK"), 60, 4)
+    found = planner.figures(("new", "UK"), 60)
+    assert found is not None
+    assert found.reorder_point >= 0
+    demand = planner.demand(("new", "UK"), 60)
+    assert found.order_up_to - found.reorder_point == order_quantity_for(
+        demand, settings, planner.scale
+    )
