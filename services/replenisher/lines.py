@@ -539,9 +539,9 @@ class LinePlanner:
     """Line histories of every item, and the reorder points they give under one price.
 
     ``plan`` re-estimates every item and sets the price and the scale of order quantities anew
-    (a full pass); between passes
-    ``figures`` gives any item its figures at the current price, a new item from its first
-    line, pooled with the same sku's lines elsewhere and the location's early rates.
+    (a full pass); between passes ``figures`` gives any item its figures at the current price
+    and scale, a new item from its first line, pooled with the same sku's lines elsewhere and
+    the location's early rates.
     """
 
     def __init__(self, settings: LineSettings) -> None:
