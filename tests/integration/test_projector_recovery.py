@@ -43,8 +43,9 @@ async def rows_applied(settings: Settings) -> int:
 
 async def _first_change(settings: Settings, before: int, seconds: float = 60.0) -> None:
     """Returns within about 10 ms of the read model's first committed change past ``before``:
-    a projector applies this history in about a second, so a kill must follow its first batch
-    closely to land before it has caught up."""
+    a projector can apply the rest of this history within a few tenths of a second of its first
+    batch (a fresh-clone run did), so a kill must follow that batch closely to land before it
+    has caught up."""
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         async with asyncio.timeout(seconds):
