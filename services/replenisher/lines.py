@@ -123,7 +123,6 @@ class Allocation:
     figures: dict[tuple[str, str], LineFigures]
     expected_fill: float
     expected_units: float
-    order_scale: float | None = None  # see order_scale: Q = scale × √(units a day)
 
 
 # --- demand estimates -----------------------------------------------------------------------
@@ -251,11 +250,16 @@ def regular_size(demand: LineDemand) -> float:
     return float(np.dot(np.minimum(demand.sizes, 2 * median_size(demand)), demand.weights))
 
 
+def regular_daily_units(demand: LineDemand) -> float:
+    """Units a day of regular lines (:func:`regular_size`): what order quantities follow."""
+    return demand.rate * regular_size(demand)
+
+
 def order_quantity_for(demand: LineDemand, settings: LineSettings, scale: float | None) -> int:
     """Order-up-to minus reorder point, at least one: ``scale × √(units a day)`` of regular
-    lines (:func:`regular_size`), the scale from :func:`order_scale`; without one (before a
-    pass has set it), the review period's expected units."""
-    daily = demand.rate * regular_size(demand)
+    lines (:func:`regular_daily_units`), the scale from :func:`order_scale`; without one
+    (before a pass has set it), the review period's expected units."""
+    daily = regular_daily_units(demand)
     units = settings.review_days * daily if scale is None else scale * math.sqrt(daily)
     return int(min(MAX_GRID // 4, max(1, round(units))))
 
@@ -482,12 +486,12 @@ def allocate(
     for c in curves.values():
         table.add(c)
     price = table.price(settings)
-    return figures_for_price(curves, demands, price, scale)
+    return figures_for_price(curves, demands, price)
 
 
 def scale_of(demands: Iterable[LineDemand], settings: LineSettings) -> float | None:
     """:func:`order_scale` over the demands given."""
-    pairs = [(d.rate, d.rate * regular_size(d)) for d in demands]
+    pairs = [(d.rate, regular_daily_units(d)) for d in demands]
     rates, daily = np.array(pairs, dtype=np.float64).reshape(-1, 2).T
     return order_scale(rates, daily, settings.review_days)
 
@@ -496,7 +500,6 @@ def figures_for_price(
     curves: dict[tuple[str, str], ItemCurve],
     demands: dict[tuple[str, str], LineDemand],
     price: float,
-    scale: float | None = None,
 ) -> Allocation:
     figures = {}
     lines = served = units = 0.0
@@ -506,7 +509,7 @@ def figures_for_price(
         lines += c.rate
         served += c.rate * float(c.fill[index])
         units += float(c.held[index])
-    return Allocation(price, figures, served / lines if lines else 1.0, units, scale)
+    return Allocation(price, figures, served / lines if lines else 1.0, units)
 
 
 def pooled_rate(rates: Iterable[float]) -> float:

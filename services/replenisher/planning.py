@@ -43,7 +43,7 @@ from .lines import (
     figures_chosen,
     location_priors,
     order_scale,
-    regular_size,
+    regular_daily_units,
 )
 
 CHUNK_SKUS = 100
@@ -170,7 +170,7 @@ async def plan_lines(
         for item in planner.histories:
             demand = planner.demand(item, t)
             rates.append(demand.rate)
-            daily.append(demand.rate * regular_size(demand))
+            daily.append(regular_daily_units(demand))
         done += len(chunk)
         if progress:
             progress(done, total)

@@ -33,10 +33,14 @@ def start_projector(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return start_process("projector", settings, log, STOCKLEDGER_BATCH_MAX_RECORDS="100")
 
 
+async def _applied(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(sum(position), 0) FROM stock_levels"))
+
+
 async def rows_applied(settings: Settings) -> int:
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
-        return int(await conn.fetchval("SELECT coalesce(sum(position), 0) FROM stock_levels"))
+        return await _applied(conn)
     finally:
         await conn.close()
 
@@ -49,9 +53,7 @@ async def _first_change(settings: Settings, before: int, seconds: float = 60.0) 
     conn = await asyncpg.connect(settings.database_url.get_secret_value())
     try:
         async with asyncio.timeout(seconds):
-            while (
-                await conn.fetchval("SELECT coalesce(sum(position), 0) FROM stock_levels") <= before
-            ):
+            while await _applied(conn) <= before:
                 await asyncio.sleep(0.01)
     finally:
         await conn.close()
