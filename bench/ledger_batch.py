@@ -5,7 +5,8 @@ Decodes the workload's input messages (``bench.workload``) and appends them in b
 events reports the ms of CPU per 1,000 events of this process (``time.process_time``) and of its
 PostgreSQL backend (``/proc/<pid>/stat``, so the server must run on this machine); the first
 round warms up and is left out of the medians. ``--profile FILE`` writes a cProfile of the
-measured rounds.
+measured rounds. It runs as the service does: the service's garbage-collector threshold, what
+exists before the first batch frozen, and the service's session settings on the connection.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import statistics
 import time
@@ -20,8 +22,9 @@ import uuid
 
 import asyncpg
 
-from services.ledger.adapters.postgres import PostgresLedgerStore
+from services.ledger.adapters.postgres import SESSION_SETTINGS, PostgresLedgerStore
 from services.ledger.adapters.store import Accepted
+from services.ledger.app import GC_THRESHOLD
 from shared.events.codec import Rejection, decode
 from shared.settings import Settings
 
@@ -37,12 +40,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     rounds: list[tuple[float, float]] = []
     try:
         url = await scratch_database(base, name)
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=1, server_settings=SESSION_SETTINGS
+        )
         try:
             async with pool.acquire() as conn:
                 pid = await conn.fetchval("SELECT pg_backend_pid()")
             store = PostgresLedgerStore(pool)
             messages = list(input_messages(args.events))
+            gc.set_threshold(GC_THRESHOLD, 20, 100)
+            gc.collect()
+            gc.freeze()
             for r in range(0, len(messages), args.round):
                 chunk = messages[r : r + args.round]
                 if profile is not None and r:
