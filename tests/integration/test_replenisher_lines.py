@@ -8,10 +8,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
+from services.replenisher import planning
 from services.replenisher.adapters.store import ReplenisherStore
 from services.replenisher.app import (
     EventClock,
@@ -21,6 +23,7 @@ from services.replenisher.app import (
     line_settings,
     plan_pass,
 )
+from services.replenisher.lines import LinePlanner
 from shared.settings import Settings
 from shared.topics import ORDERS, SCANS
 from tests import events as ev
@@ -261,3 +264,57 @@ async def test_an_outsized_line_still_standing_is_bought_once_its_day_is_over(
     # decided at the first entry of the next day (the JUG line), not when it was placed
     placed = datetime.fromisoformat(entries[-2]["occurred_at"].replace("Z", "+00:00"))
     assert request["needed_by"] == placed + timedelta(days=1 + settings.default_lead_time_days)
+
+
+def demand_rows(skus: int, seed: int = 11) -> list[tuple[str, str, date, int, int]]:
+    """Order lines of ``skus`` skus at one to three locations over 60 days, as the store keeps
+    them (sku, location, day, size, lines of that size that day), in the order a pass reads
+    them."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(skus):
+        sku = f"S{n:04d}"
+        for location in ("UK", "EU", "ROW")[: rng.randint(1, 3)]:
+            first = rng.randrange(40)
+            rate = rng.choice((0.05, 0.3, 1.5))
+            for day in range(first, 60):
+                sizes = {rng.choice((1, 2, 6, 12, 48)) for _ in range(3) if rng.random() < rate}
+                rows += [
+                    (sku, location, START.date() + timedelta(days=day), q, rng.randint(1, 2))
+                    for q in sorted(sizes)
+                ]
+    return sorted(rows)
+
+
+async def test_a_pass_stores_the_planners_figures_kept_or_computed_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads each item's lines once and goes over the demands it kept twice more: its
+    figures are those of the planner on the same lines, whether the curves are kept between
+    the second and third goings-over or computed again (beyond ``CACHE_ITEMS``), and over
+    several chunks of skus."""
+    rows = demand_rows(3 * planning.CHUNK_SKUS // 2)
+    today = START.date() + timedelta(days=59)
+    settings = line_settings(Settings(database_url=database_url))
+    planner = LinePlanner(settings)
+    for sku, location, day, qty, lines in rows:
+        for _ in range(lines):
+            planner.add_line((sku, location), day.toordinal(), qty)
+    expected = planner.plan(today.toordinal())
+    assert len(expected.figures) > 2 * planning.CHUNK_SKUS
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        for kept in (planning.CACHE_ITEMS, 10):
+            monkeypatch.setattr(planning, "CACHE_ITEMS", kept)
+            await pool.execute(f"TRUNCATE {TABLES}")
+            await pool.copy_records_to_table("demand_lines", records=rows)
+            result = await planning.plan_lines(pool, settings, today)
+            assert result["price"] == expected.price
+            assert result["items"] == len(expected.figures)
+            stored = await pool.fetch(
+                f"SELECT pl.sku, pl.location, {planning.PLAN_COLUMNS} FROM replenishment_plans pl"
+            )
+            got = {(r["sku"], r["location"]): planning.plan_of(r) for r in stored}
+            assert got == expected.figures
+    finally:
+        await pool.close()
