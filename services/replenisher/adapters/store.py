@@ -20,7 +20,7 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
-from shared.db import Connection, add_changes, lock_items
+from shared.db import Connection, lock_items
 from shared.levels import ItemKey, fresh_entries, summed
 
 from ..forecast import Forecast
@@ -44,8 +44,8 @@ SOURCE = "stockledger/replenisher"
 
 
 # Each item's level, policy and forecast, and the units requested but not yet confirmed.
-_ITEMS = f"""
-SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control AS available,
+_ITEM_COLUMNS = f"""
+i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control AS available,
        i.incoming, i.requests_made, p.policy, f.method, f.daily_demand, f.demand_sd,
        f.holdout_mae, f.history_days, f.demand_size, {PLAN_COLUMNS},
        (SELECT coalesce(sum(r.qty), 0) FROM replenishment_requests r
@@ -53,24 +53,66 @@ SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_contro
        (SELECT json_agg(json_build_array(h.reference, h.day, h.units))::text
           FROM replenisher_postponed h
          WHERE h.sku = i.sku AND h.location = i.location) AS postponed
-FROM replenisher_items i
+"""
+_ITEM_JOINS = """
 LEFT JOIN replenishment_policies p USING (sku, location)
 LEFT JOIN replenishment_forecasts f USING (sku, location)
 LEFT JOIN replenishment_plans pl USING (sku, location)
 """
 
+# The items of some skus, as transfers would come from them: their available units, the units
+# open transfer requests ask of them, and what their figures are worked out from.
+_SOURCES = f"""
+SELECT i.sku, i.location, i.on_hand - i.committed - i.damaged - i.quality_control AS available,
+       p.policy, f.method, f.daily_demand, f.demand_sd, f.holdout_mae, f.history_days,
+       f.demand_size, {PLAN_COLUMNS},
+       (SELECT coalesce(sum(t.qty), 0) FROM replenishment_requests t
+         WHERE t.sku = i.sku AND t.from_location = i.location AND t.kind = 'transfer'
+           AND t.status = 'open') AS promised
+FROM replenisher_items i {_ITEM_JOINS}
+WHERE i.sku = ANY($1::text[]) ORDER BY i.sku, i.location
+"""
 
-# Order lines per item, day and size, and units ordered per item and day, in one round trip.
+# A batch's summed changes added to its items' levels, and what the decision reads of them, as
+# they are now, in one statement: the items changed, and those with a held line that the
+# batch's last day releases ($9; lines of that day or later can only be released by a later
+# batch). The items' rows are locked already (lock_items), so the statement's snapshot holds
+# every request of theirs that another transaction committed.
+_CHANGE_AND_READ = f"""
+WITH c AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                       $6::bigint[], $7::bigint[], $8::bigint[])
+    AS c(sku, location, on_hand, committed, damaged, quality_control, incoming, position)
+), changed AS (
+  UPDATE replenisher_items t SET
+    on_hand = t.on_hand + c.on_hand, committed = t.committed + c.committed,
+    damaged = t.damaged + c.damaged, quality_control = t.quality_control + c.quality_control,
+    incoming = t.incoming + c.incoming, position = c.position
+  FROM c WHERE t.sku = c.sku AND t.location = c.location
+  RETURNING t.sku, t.location, t.on_hand, t.committed, t.damaged, t.quality_control, t.incoming,
+            t.requests_made
+)
+SELECT {_ITEM_COLUMNS} FROM changed i {_ITEM_JOINS}
+UNION ALL
+SELECT {_ITEM_COLUMNS} FROM replenisher_items i {_ITEM_JOINS}
+JOIN (SELECT DISTINCT sku, location FROM replenisher_postponed WHERE day < $9)
+  AS k(sku, location) USING (sku, location)
+WHERE NOT EXISTS (SELECT FROM c WHERE c.sku = i.sku AND c.location = i.location)
+"""
+
+
+# Order lines per item, day and size, and units ordered per item and day (summed from the
+# lines), in one round trip.
 _ADD_DEMAND = """
-WITH lines AS (
+WITH t AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[]) AS t(s, l, d, q, n)
+), lines AS (
   INSERT INTO demand_lines (sku, location, day, qty, lines)
-  SELECT s, l, d::date, q, n FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
-    AS t(s, l, d, q, n)
+  SELECT s, l, d::date, q, n FROM t
   ON CONFLICT (sku, location, day, qty) DO UPDATE SET lines = demand_lines.lines + EXCLUDED.lines
 )
 INSERT INTO demand_daily (sku, location, day, units)
-SELECT s, l, d::date, u FROM unnest($6::text[], $7::text[], $8::text[], $9::bigint[])
-  AS t(s, l, d, u)
+SELECT s, l, d::date, sum(q::bigint * n) FROM t GROUP BY s, l, d ORDER BY s, l, d
 ON CONFLICT (sku, location, day) DO UPDATE SET units = demand_daily.units + EXCLUDED.units
 """
 # The requests a batch raises, in the order raised (their seq, the order the outbox publishes
@@ -167,28 +209,43 @@ class ReplenisherStore:
             fresh = fresh_entries(entries, applied)
             if not fresh:
                 return []
-            await add_changes(conn, "replenisher_items", summed(fresh))
+            rows = await self._change(conn, fresh)
             await self._add_demand(conn, fresh)
-            released = await self._follow_requests(conn, fresh)
-            raised = await self._decide(conn, fresh, released)
+            released, released_items = await self._follow_requests(conn, fresh)
+            raised = await self._decide(conn, fresh, rows, released, released_items)
             if raised:
                 await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         return raised
 
+    async def _change(
+        self, conn: Connection, fresh: list[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
+        """Add the fresh entries to their items' levels; returns what the decision reads of the
+        items (``_CHANGE_AND_READ``)."""
+        changed = summed(fresh)
+        items = sorted(changed)
+        last_day = date.fromisoformat(max(_day(e["occurred_at"]) for e in fresh))
+        rows: list[Mapping[str, Any]] = await conn.fetch(
+            _CHANGE_AND_READ,
+            [k[0] for k in items],
+            [k[1] for k in items],
+            *([changed[k].deltas[i] for k in items] for i in range(5)),
+            [changed[k].last_position for k in items],
+            last_day,
+        )
+        return rows
+
     async def _add_demand(self, conn: Connection, fresh: list[Mapping[str, Any]]) -> None:
         """Units ordered per item and day, and order lines per item, day and size (each
         commitment of an order's line is one line of demand)."""
-        demand: dict[tuple[str, str, str], int] = defaultdict(int)
         lines: dict[tuple[str, str, str, int], int] = defaultdict(int)
         for e in fresh:
             ordered = e["deltas"].get("committed", 0)
             if e["kind"] == "commitment" and ordered > 0:
-                demand[(e["sku"], e["location"], _day(e["occurred_at"]))] += ordered
                 lines[(e["sku"], e["location"], _day(e["occurred_at"]), ordered)] += 1
-        if not demand:
+        if not lines:
             return
         keys = sorted(lines)
-        rows = sorted(demand)
         await conn.execute(
             _ADD_DEMAND,
             [k[0] for k in keys],
@@ -196,24 +253,22 @@ class ReplenisherStore:
             [k[2] for k in keys],
             [k[3] for k in keys],
             [lines[k] for k in keys],
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [demand[r] for r in rows],
         )
 
     async def _follow_requests(
         self, conn: Connection, fresh: list[Mapping[str, Any]]
-    ) -> dict[int, int]:
+    ) -> tuple[dict[int, int], dict[ItemKey, int]]:
         """Confirmations, receipts and cancellations move the requests they name. Returns, by
         the position of the entry that did it, the units of requests it took out of ``open``
-        (requested but not yet confirmed: part of the inventory position until then)."""
+        (requested but not yet confirmed: part of the inventory position until then), and the
+        same units by the item of the request."""
         moves = [e for e in fresh if str(e.get("reference", "")).startswith("RQ-")]
         released: dict[int, int] = {}
+        released_items: dict[ItemKey, int] = {}
         if not moves:
-            return released
+            return released, released_items
         rows = await conn.fetch(
-            "SELECT request_id, qty, status, confirmed_qty, received_qty FROM"
+            "SELECT request_id, sku, location, qty, status, confirmed_qty, received_qty FROM"
             " replenishment_requests WHERE request_id = ANY($1::text[]) ORDER BY request_id"
             " FOR UPDATE",
             sorted({e["reference"] for e in moves}),
@@ -241,6 +296,8 @@ class ReplenisherStore:
                     request["status"] = "received"
             if was_open and request["status"] != "open":
                 released[e["position"]] = released.get(e["position"], 0) + request["qty"]
+                item = (request["sku"], request["location"])
+                released_items[item] = released_items.get(item, 0) + request["qty"]
         await conn.executemany(
             "UPDATE replenishment_requests SET status = $2, confirmed_qty = $3,"
             " received_qty = $4 WHERE request_id = $1",
@@ -249,27 +306,33 @@ class ReplenisherStore:
                 for r in requests.values()
             ],
         )
-        return released
+        return released, released_items
 
     async def _decide(
-        self, conn: Connection, fresh: list[Mapping[str, Any]], released: dict[int, int]
+        self,
+        conn: Connection,
+        fresh: list[Mapping[str, Any]],
+        rows: list[Mapping[str, Any]],
+        released: dict[int, int],
+        released_items: dict[ItemKey, int],
     ) -> list[dict[str, Any]]:
         """Each entry in turn, as if decided on alone: the inventory position moves by it, and
         a request is raised where it falls to the reorder point (which then counts as
         requested). So the requests do not depend on how the entries were batched: a replay at
-        any speed raises the same ones, with the same ids."""
+        any speed raises the same ones, with the same ids. ``rows``: the items the batch
+        touches and those with a held line it releases, as read with its changes (before its
+        requests moved: ``released_items`` are the units that left ``open`` since)."""
         touched = sorted({(e["sku"], e["location"]) for e in fresh})
-        # the items the batch touches, and those with a held line that the batch's last day
-        # releases (lines of that day or later can only be released by a later batch)
-        last_day = max(date.fromisoformat(_day(e["occurred_at"])) for e in fresh)
-        rows = await conn.fetch(
-            _ITEMS + " JOIN (SELECT * FROM unnest($1::text[], $2::text[])"
-            " UNION SELECT sku, location FROM replenisher_postponed WHERE day < $3)"
-            " AS k(sku, location) USING (sku, location)",
-            [k[0] for k in touched],
-            [k[1] for k in touched],
-            last_day,
-        )
+        days: dict[str, date] = {}
+
+        def day_of(occurred_at: str) -> date:
+            """The event-time day of a time, each day parsed once a batch."""
+            text = _day(occurred_at)
+            found = days.get(text)
+            if found is None:
+                found = days[text] = date.fromisoformat(text)
+            return found
+
         items: dict[ItemKey, Mapping[str, Any]] = {(r["sku"], r["location"]): r for r in rows}
         postponed = Postponed(
             ((r["sku"], r["location"]), p[0], date.fromisoformat(p[1]), p[2])
@@ -295,9 +358,9 @@ class ReplenisherStore:
         first_line: dict[ItemKey, tuple[date, int]] = {}
         for e in fresh:
             if e["kind"] == "commitment" and (qty := e["deltas"].get("committed", 0)) > 0:
-                first_line.setdefault(
-                    (e["sku"], e["location"]), (date.fromisoformat(_day(e["occurred_at"])), qty)
-                )
+                key = (e["sku"], e["location"])
+                if key not in first_line:
+                    first_line[key] = (day_of(e["occurred_at"]), qty)
         unplanned = [
             k
             for k in touched
@@ -326,11 +389,13 @@ class ReplenisherStore:
         # (the others raise nothing): each entry's move is worked out once. Outsized lines
         # (:mod:`..postpone`) stay out of the position until their day is over.
         position = {
-            k: int(r["available"] + r["incoming"] + r["requested"]) + postponed.units(k)
+            k: int(r["available"] + r["incoming"] + r["requested"])
+            - released_items.get(k, 0)
+            + postponed.units(k)
             for k, r in items.items()
         }
         walk = [
-            (key, _moves_position(e, released), e)
+            (key, _moves_position(e, released) if key in points else 0, e)
             for e in fresh
             for key in [(e["sku"], e["location"])]
         ]
@@ -354,7 +419,7 @@ class ReplenisherStore:
 
         for key, moved, e in walk:
             if postponed.lines:
-                for over, units in postponed.due(date.fromisoformat(_day(e["occurred_at"]))):
+                for over, units in postponed.due(day_of(e["occurred_at"])):
                     if over in points:
                         position[over] -= units
                         consider(over, e["occurred_at"])
@@ -364,9 +429,7 @@ class ReplenisherStore:
             reference = e.get("reference")
             if reference is not None and committed > 0 and e["kind"] == "commitment":
                 if outsized(committed, order_up_to(key)):
-                    postponed.hold(
-                        key, reference, date.fromisoformat(_day(e["occurred_at"])), committed
-                    )
+                    postponed.hold(key, reference, day_of(e["occurred_at"]), committed)
                     moved += committed
             elif reference is not None and committed < 0 and e["kind"] == "release":
                 moved -= postponed.take_back(key, reference, -committed)
@@ -437,16 +500,7 @@ class ReplenisherStore:
         available units less what open transfer requests already ask of them. In the order of
         their names, which settles a tie between equal surpluses the same way on every replay
         (the order PostgreSQL happens to read them in varies with its plan)."""
-        rows = await conn.fetch(
-            _ITEMS.replace(
-                "FROM replenisher_items i",
-                ", (SELECT coalesce(sum(t.qty), 0) FROM replenishment_requests t"
-                "   WHERE t.sku = i.sku AND t.from_location = i.location AND t.kind = 'transfer'"
-                "   AND t.status = 'open') AS promised FROM replenisher_items i",
-            )
-            + " WHERE i.sku = ANY($1::text[]) ORDER BY i.sku, i.location",
-            sorted({k[0] for k in due}),
-        )
+        rows = await conn.fetch(_SOURCES, sorted({k[0] for k in due}))
         by_sku: dict[str, list[Source]] = defaultdict(list)
         for r in rows:
             item_figures = self.figures_of(r)
