@@ -16,6 +16,11 @@ REPLENISHMENT_REQUESTS = "replenishment.requests.v1"
 DLQ_SUFFIX = ".dlq"
 
 ONE_WEEK_MS = str(7 * 24 * 3600 * 1000)
+# Each input topic's partitions. The broker's work on a produce request grows with the partition
+# batches in it, and an input producer at a given rate fills fewer, larger batches over fewer
+# partitions; the ledger reads every input partition in one consumer either way (a second
+# instance waits on the first's item locks), and each item keeps its partition and its order.
+INPUT_PARTITIONS = 3
 # Inputs accept a little over the contract's 1 MiB so that an oversized event reaches the ledger
 # and is dead-lettered with a reason, instead of being refused to its producer without a trace.
 MAX_MESSAGE_BYTES = str(2 * 1024 * 1024 + 4096)
@@ -31,7 +36,10 @@ class TopicSpec:
 def topic_specs(prefix: str = "") -> list[TopicSpec]:
     """Every topic the suite reads or writes, with its partitions and settings."""
     big = {"max.message.bytes": MAX_MESSAGE_BYTES}
-    inputs = [TopicSpec(prefix + t, 6, {"retention.ms": ONE_WEEK_MS, **big}) for t in INPUT_TOPICS]
+    inputs = [
+        TopicSpec(prefix + t, INPUT_PARTITIONS, {"retention.ms": ONE_WEEK_MS, **big})
+        for t in INPUT_TOPICS
+    ]
     dlqs = [
         TopicSpec(prefix + t + DLQ_SUFFIX, 1, {"retention.ms": "-1", **big}) for t in INPUT_TOPICS
     ]
