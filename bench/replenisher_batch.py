@@ -48,11 +48,9 @@ from services.ledger.adapters.relay import rendered
 from services.ledger.adapters.store import Accepted
 from services.replenisher.adapters.store import ReplenisherStore
 from services.replenisher.app import (
-    EventClock,
+    EventTimeReplay,
     default_policy,
-    in_event_time,
     line_settings,
-    plan_pass,
 )
 from shared.events.codec import Rejection, decode
 from shared.settings import Settings
@@ -141,19 +139,9 @@ async def warm_up(url: str, settings: Settings, entries: list[bytes], batch: int
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     try:
         store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
-        clock = EventClock(None, None, None)
-
-        async def decide(part: list[dict[str, Any]]) -> bool:
-            await store.apply(part)
-            return True
-
-        async def plan(day: Any) -> bool:
-            await plan_pass(pool, settings, day)
-            return True
-
+        replay = EventTimeReplay(pool, settings, store)
         for s in range(0, len(entries), batch):
-            part = [orjson.loads(m) for m in entries[s : s + batch]]
-            await in_event_time(part, clock, settings.plan_every_days, decide, plan)
+            await replay.apply([orjson.loads(m) for m in entries[s : s + batch]])
     finally:
         await pool.close()
 

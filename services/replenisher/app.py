@@ -140,6 +140,31 @@ async def in_event_time(
     return True
 
 
+class EventTimeReplay:
+    """Ledger entries decided on and planned in event time, batch after batch, as the service
+    does (without its retries): for replays, tests and benchmarks. ``passes``: the days planned
+    for, in order."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, store: ReplenisherStore) -> None:
+        self.pool, self.settings, self.store = pool, settings, store
+        self.clock = EventClock(None, None, None)
+        self.passes: list[date] = []
+
+    async def apply(self, entries: list[dict[str, Any]]) -> bool:
+        return await in_event_time(
+            entries, self.clock, self.settings.plan_every_days, self._decide, self._plan
+        )
+
+    async def _decide(self, part: list[dict[str, Any]]) -> bool:
+        await self.store.apply(part)
+        return True
+
+    async def _plan(self, day: date) -> bool:
+        self.passes.append(day)
+        await plan_pass(self.pool, self.settings, day)
+        return True
+
+
 class ReplenisherService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -16,12 +16,10 @@ from services.projector.app import create_service as create_projector
 from services.replenisher import planning
 from services.replenisher.adapters.store import ReplenisherStore
 from services.replenisher.app import (
-    EventClock,
+    EventTimeReplay,
     create_service,
     default_policy,
-    in_event_time,
     line_settings,
-    plan_pass,
 )
 from services.replenisher.lines import LinePlanner
 from shared.settings import Settings
@@ -87,18 +85,9 @@ async def replay(
     try:
         await pool.execute(f"TRUNCATE {TABLES}")
         store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
-        clock = EventClock(None, None, None)
-
-        async def decide(part: list[dict[str, Any]]) -> bool:
-            await store.apply(part)
-            return True
-
-        async def plan(day: date) -> bool:
-            await plan_pass(pool, settings, day)
-            return True
-
+        replay = EventTimeReplay(pool, settings, store)
         for at in range(0, len(entries), batch):
-            assert await in_event_time(entries[at : at + batch], clock, 7, decide, plan)
+            assert await replay.apply(entries[at : at + batch])
         rows = await pool.fetch(
             "SELECT request_id, event_id, sku, location, qty, kind, needed_by, reason"
             " FROM replenishment_requests ORDER BY request_id"
@@ -131,20 +120,10 @@ async def test_plans_follow_event_time_and_a_new_item_is_planned_from_its_first_
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
     try:
         store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
-        clock = EventClock(None, None, None)
-        passes: list[date] = []
-
-        async def decide(part: list[dict[str, Any]]) -> bool:
-            await store.apply(part)
-            return True
-
-        async def plan(day: date) -> bool:
-            passes.append(day)
-            await plan_pass(pool, settings, day)
-            return True
-
+        replay = EventTimeReplay(pool, settings, store)
+        passes = replay.passes
         first_new = next(i for i, e in enumerate(entries) if e["sku"] == "NEW")
-        assert await in_event_time(entries[: first_new + 1], clock, 7, decide, plan)
+        assert await replay.apply(entries[: first_new + 1])
         new = await pool.fetchrow(
             "SELECT reorder_point, order_up_to, planned_for FROM replenishment_plans"
             " WHERE sku = 'NEW' AND location = 'UK'"
@@ -152,7 +131,7 @@ async def test_plans_follow_event_time_and_a_new_item_is_planned_from_its_first_
         assert new is not None  # planned at its first line, not at the next pass
         assert new["planned_for"] == date.fromisoformat(entries[first_new]["occurred_at"][:10])
         assert new["order_up_to"] > new["reorder_point"]
-        assert await in_event_time(entries[first_new + 1 :], clock, 7, decide, plan)
+        assert await replay.apply(entries[first_new + 1 :])
     finally:
         await pool.close()
     # the first day once over, then each day whose ordinal is a multiple
