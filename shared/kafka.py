@@ -149,12 +149,14 @@ class Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.partitions: set[TopicPartition] = set()
         self.assigned = asyncio.Event()
+        self.generation = 0  # assignments so far: a change means others may have consumed
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.partitions.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.partitions.update(assigned)
+        self.generation += 1
         self.assigned.set()
 
 

@@ -195,7 +195,13 @@ class ReplenisherService:
             session_settings=s.leader_session_settings(),
         )
 
+        generation = self.assignment.generation
+
         async def handle(records: list[Record]) -> bool:
+            nonlocal generation
+            if generation != self.assignment.generation:  # partitions moved: what the store
+                generation = self.assignment.generation  # remembers of items may be stale
+                store.forget_unplannable()
             entries = json_values(records)
 
             # In event time: the entries before a planning pass falls due are decided on, the

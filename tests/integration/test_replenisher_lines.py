@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from services.ledger.app import create_service as create_ledger
 from services.projector.app import create_service as create_projector
 from services.replenisher import planning
+from services.replenisher.adapters import store as store_module
 from services.replenisher.adapters.store import ReplenisherStore
 from services.replenisher.app import (
     EventTimeReplay,
@@ -140,6 +141,66 @@ async def test_plans_follow_event_time_and_a_new_item_is_planned_from_its_first_
     assert all(d.toordinal() % 7 == 0 for d in passes[1:])
     assert passes == sorted(set(passes))
     assert passes[-1] < date(2011, 3, 1) + timedelta(days=45)
+
+
+async def test_an_unplannable_new_item_is_not_read_again_until_an_earlier_line_comes(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item at a location that no item of the last pass was at has no rate from its first
+    line alone, so it gets no plan; a later line of the same day does not read its lines
+    again, but a late line dated the day before, in the same batch as one of that day, gives it
+    a rate and a plan at once."""
+    settings = Settings(database_url=database_url)
+    entries = history()
+    last = datetime.fromisoformat(entries[-1]["occurred_at"].replace("Z", "+00:00"))
+    planned: list[list[tuple[str, str]]] = []
+    plan_new_items = planning.plan_new_items
+
+    async def counted(*args: Any) -> Any:
+        planned.append(sorted(args[1]))
+        return await plan_new_items(*args)
+
+    monkeypatch.setattr(store_module, "plan_new_items", counted)
+
+    def line(hours: float, qty: int) -> dict[str, Any]:
+        at = (last.replace(hour=0) + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+        position = len(entries) + 1
+        entries.append(
+            {
+                "position": position,
+                "entry_id": f"e{position}",
+                "sku": "ODD",
+                "location": "FAR",
+                "kind": "commitment",
+                "deltas": {"committed": qty},
+                "occurred_at": at,
+                "recorded_at": at,
+                "source_event_id": f"s{position}",
+                "source_type": "test",
+            }
+        )
+        return entries[-1]
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
+    try:
+        await pool.execute(f"TRUNCATE {TABLES}")
+        store = ReplenisherStore(pool, default_policy(settings), line_settings(settings))
+        replay = EventTimeReplay(pool, settings, store)
+        assert await replay.apply(list(entries))
+        plan = "SELECT reorder_point FROM replenishment_plans WHERE sku = 'ODD'"
+        planned.clear()
+        assert await replay.apply([line(10, 2)])
+        assert planned == [[("ODD", "FAR")]]
+        assert await pool.fetchval(plan) is None
+        assert await replay.apply([line(11, 3)])  # the same first day: not read again
+        assert await replay.apply([line(12, 1)])
+        assert planned == [[("ODD", "FAR")]]
+        assert await pool.fetchval(plan) is None
+        assert await replay.apply([line(13, 1), line(-9, 4)])  # and one from the day before
+        assert planned == [[("ODD", "FAR")], [("ODD", "FAR")]]
+        assert await pool.fetchval(plan) is not None
+    finally:
+        await pool.close()
 
 
 async def test_the_policy_endpoint_shows_the_plan_in_whole_units(settings: Settings) -> None:

@@ -25,7 +25,7 @@ from shared.levels import ItemKey, fresh_entries, summed
 
 from ..forecast import Forecast
 from ..lines import LineFigures, LineSettings
-from ..planning import PLAN_COLUMNS, plan_new_items, plan_of, planner_state
+from ..planning import PLAN_COLUMNS, PlannerState, plan_new_items, plan_of, planner_state
 from ..policy import (
     Decision,
     Figures,
@@ -193,6 +193,17 @@ class ReplenisherStore:
         self.pool = pool
         self.default_policy = default_policy or Policy()
         self.line_settings = line_settings or line_settings_for(self.default_policy, 0.9, None)
+        # Items that the last planning pass's state could not plan from their first line on a
+        # day (no line of theirs before that day, and no early rate at their location): until
+        # the state changes or a line of theirs dated earlier comes, the same first day gives
+        # the same answer, and every batch that touches such an item would read its lines again.
+        self._unplannable: dict[ItemKey, date] = {}
+        self._unplannable_under: PlannerState | None = None
+
+    def forget_unplannable(self) -> None:
+        """Forget the unplannable items: called when the consumer's partitions change, since
+        another instance may have applied an item's entries meanwhile."""
+        self._unplannable.clear()
 
     def figures_of(self, row: Mapping[str, Any]) -> Figures | None:
         return figures_for(self.policy_of(row), forecast_of(row), plan_of(row))
@@ -308,6 +319,27 @@ class ReplenisherStore:
         )
         return released, released_items
 
+    def _plannable(
+        self,
+        state: PlannerState,
+        fresh: list[Mapping[str, Any]],
+        firsts: dict[ItemKey, tuple[date, int]],
+    ) -> dict[ItemKey, tuple[date, int]]:
+        """The new items worth planning: all but those known to be unplannable on the same
+        first day under the same planner state. An entry of an item dated before the day it was
+        found unplannable on forgets it (a line before that day may give it a rate)."""
+        if state != self._unplannable_under:
+            self._unplannable.clear()
+            self._unplannable_under = state
+        if not self._unplannable:
+            return firsts
+        for e in fresh:
+            key = (e["sku"], e["location"])
+            day = self._unplannable.get(key)
+            if day is not None and _day(e["occurred_at"]) < day.isoformat():
+                del self._unplannable[key]
+        return {k: f for k, f in firsts.items() if self._unplannable.get(k) != f[0]}
+
     async def _decide(
         self,
         conn: Connection,
@@ -372,11 +404,14 @@ class ReplenisherStore:
         if unplanned:  # new since the last pass: planned now, from their first line
             state = await planner_state(conn)
             if state is not None:
-                firsts = {k: first_line[k] for k in unplanned}
-                planned = await plan_new_items(conn, firsts, state, self.line_settings)
+                firsts = self._plannable(state, fresh, {k: first_line[k] for k in unplanned})
+                planned = (
+                    await plan_new_items(conn, firsts, state, self.line_settings) if firsts else {}
+                )
                 for k, lines in planned.items():
                     figures[k] = line_figures(lines)
                     points[k] = lines.reorder_point
+                self._unplannable.update((k, firsts[k][0]) for k in firsts if k not in planned)
 
         def figures_of(key: ItemKey) -> Figures:
             found = figures.get(key)
