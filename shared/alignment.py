@@ -100,8 +100,16 @@ class AlignedFetcher:
         self.reached: dict[TopicPartition, int] = {}  # latest produce time delivered
         self.last_offset: dict[TopicPartition, int] = {}  # of the last record delivered
 
-    async def next_batch(self, stopping: asyncio.Event) -> list[Record]:
-        """The next batch; empty when nothing arrived within the timeout, or when stopping."""
+    async def next_batch(
+        self,
+        stopping: asyncio.Event,
+        timeout_ms: int | None = None,
+        max_records: int | None = None,
+    ) -> list[Record]:
+        """The next batch; empty when nothing arrived within the timeout, or when stopping.
+        ``timeout_ms`` and ``max_records`` override the fetcher's own for this batch."""
+        timeout_ms = self.timeout_ms if timeout_ms is None else timeout_ms
+        limit = self.max_records if max_records is None else max_records
         deadline: float | None = None
         while not stopping.is_set():
             assigned = self._assigned()
@@ -115,13 +123,13 @@ class AlignedFetcher:
                 )
                 horizons = {tp: h for tp, h in horizons.items() if h is not WAITING}
                 waiting = []
-            batch = release(self.buffers, horizons, self.max_records)
+            batch = release(self.buffers, horizons, limit)
             if batch:
                 return batch
             if waiting:  # wait for the partitions everything else waits for
                 deadline = deadline or time.monotonic() + self.max_wait_s
-                self._add(await self._get(waiting, self.timeout_ms, self._share(assigned)))
-            elif not self._add(await self._get([], self.timeout_ms, self._share(assigned))):
+                self._add(await self._get(waiting, timeout_ms, self._share(assigned)))
+            elif not self._add(await self._get([], timeout_ms, self._share(assigned))):
                 return []  # nothing buffered and nothing arrived: idle
         return []
 

@@ -27,6 +27,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from .alignment import AlignedFetcher
 from .settings import FETCH_MAX_BYTES, PARTITION_FETCH_BYTES, Settings
 from .topics import DLQ_SUFFIX, MAX_MESSAGE_BYTES
 
@@ -344,6 +345,7 @@ async def consume_batches(
     max_records: int,
     timeout_ms: int,
     gather_ms: int = 0,
+    aligned: bool = False,
 ) -> None:
     """Fetch batches until stopping, or until ``handle`` returns False (stopped mid-batch).
 
@@ -351,21 +353,42 @@ async def consume_batches(
     gathered for up to that long more, up to ``max_records``, into one batch: work done per item
     and batch is then shared by more records. A quiet stream is handled as it comes. Records
     gathered when stopping are not handled, and so not committed: they are read again later.
+    ``aligned``: the partitions are read in step, in produce order
+    (:class:`~shared.alignment.AlignedFetcher`), so that while catching up none runs ahead.
     """
+    get = _aligned(consumer, stopping, max_records) if aligned else _plain(consumer, stopping)
     while not stopping.is_set():
-        batch = await fetch(consumer, stopping, timeout_ms, max_records)
-        records = [r for partition in batch.values() for r in partition]
+        records = await get(timeout_ms, max_records)
         if gather_ms and len(records) >= min(GATHER_FROM, max_records):
-            records += await _gather(consumer, stopping, gather_ms, max_records - len(records))
+            records += await _gather(get, stopping, gather_ms, max_records - len(records))
             if stopping.is_set():
                 return
         if records and not await handle(records):
             return
 
 
-async def _gather(
-    consumer: AIOKafkaConsumer, stopping: asyncio.Event, gather_ms: int, room: int
-) -> list[Record]:
+Fetch = Callable[[int, int], Awaitable[list[Record]]]
+"""Records fetched within a timeout (ms), at most so many."""
+
+
+def _plain(consumer: AIOKafkaConsumer, stopping: asyncio.Event) -> Fetch:
+    async def get(timeout_ms: int, max_records: int) -> list[Record]:
+        batch = await fetch(consumer, stopping, timeout_ms, max_records)
+        return [r for partition in batch.values() for r in partition]
+
+    return get
+
+
+def _aligned(consumer: AIOKafkaConsumer, stopping: asyncio.Event, max_records: int) -> Fetch:
+    fetcher = AlignedFetcher(consumer, max_records, 0)
+
+    async def get(timeout_ms: int, max_records: int) -> list[Record]:
+        return await fetcher.next_batch(stopping, timeout_ms, max_records)
+
+    return get
+
+
+async def _gather(get: Fetch, stopping: asyncio.Event, gather_ms: int, room: int) -> list[Record]:
     """Up to ``room`` more records, fetched for up to ``gather_ms``."""
     deadline = time.monotonic() + gather_ms / 1000
     gathered: list[Record] = []
@@ -373,8 +396,7 @@ async def _gather(
         left_ms = int((deadline - time.monotonic()) * 1000)
         if left_ms <= 0:
             break
-        batch = await fetch(consumer, stopping, left_ms, room - len(gathered))
-        gathered += [r for partition in batch.values() for r in partition]
+        gathered += await get(left_ms, room - len(gathered))
     return gathered
 
 

@@ -117,6 +117,19 @@ class EventClock:
         return len(entries), None
 
 
+def in_ledger_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch's entries in the ledger's order (by position). A fetch hands them out partition
+    by partition; while catching up, one partition's entries can run days ahead of another's,
+    and a planning pass would fall due before the other partitions' entries of its day were
+    decided on. Each item's entries are on one partition, so their own order is kept."""
+    entries.sort(key=_position)
+    return entries
+
+
+def _position(entry: Mapping[str, Any]) -> int:
+    return int(entry["position"])
+
+
 async def in_event_time(
     entries: list[dict[str, Any]],
     clock: EventClock,
@@ -202,7 +215,7 @@ class ReplenisherService:
             if generation != self.assignment.generation:  # partitions moved: what the store
                 generation = self.assignment.generation  # remembers of items may be stale
                 store.forget_unplannable()
-            entries = json_values(records)
+            entries = in_ledger_order(json_values(records))
 
             # In event time: the entries before a planning pass falls due are decided on, the
             # pass runs, then the rest, so a replay at any speed decides alike.
@@ -237,6 +250,7 @@ class ReplenisherService:
                         s.batch_max_records,
                         s.batch_timeout_ms,
                         s.replenisher_gather_ms,
+                        aligned=True,
                     )
                 )
                 tasks.create_task(outbox.run(self.stopping))

@@ -15,6 +15,9 @@ from ..kafka_io import produce
 
 pytestmark = pytest.mark.integration
 
+# each test with the partitions read as they come, and read in step (the replenisher's way)
+in_step = pytest.mark.parametrize("aligned", [False, True], ids=["as-they-come", "in-step"])
+
 
 async def batches_of(
     settings: Settings,
@@ -23,6 +26,7 @@ async def batches_of(
     later: int = 0,
     after: float = 0.0,
     max_records: int = 10_000,
+    aligned: bool = False,
 ) -> list[tuple[float, int]]:
     """(seconds since the consumer started, records) of each batch of at most ``max_records``
     that a consumer gathering for ``gather_ms`` hands over, until it has ``count`` records;
@@ -53,7 +57,9 @@ async def batches_of(
     try:
         async with asyncio.timeout(60):
             await asyncio.gather(
-                consume_batches(consumer, stopping, handle, max_records, 50, gather_ms),
+                consume_batches(
+                    consumer, stopping, handle, max_records, 50, gather_ms, aligned=aligned
+                ),
                 produce_later(),
             )
     finally:
@@ -61,15 +67,21 @@ async def batches_of(
     return seen
 
 
-async def test_a_busy_stream_is_gathered_into_one_batch(settings: Settings) -> None:
+@in_step
+async def test_a_busy_stream_is_gathered_into_one_batch(settings: Settings, aligned: bool) -> None:
     # what arrives during the gathering joins the batch of the busy fetch before it
-    seen = await batches_of(settings, 5_000, GATHER_FROM + 1_500, later=500, after=1.0)
+    seen = await batches_of(
+        settings, 5_000, GATHER_FROM + 1_500, later=500, after=1.0, aligned=aligned
+    )
     assert [n for _, n in seen] == [GATHER_FROM + 1_500]
     assert seen[0][0] >= 4.5  # handed over when the gathering ended
 
 
-async def test_a_gathered_batch_stops_at_the_record_limit(settings: Settings) -> None:
-    seen = await batches_of(settings, 30_000, 6_500, max_records=3_000)
+@in_step
+async def test_a_gathered_batch_stops_at_the_record_limit(
+    settings: Settings, aligned: bool
+) -> None:
+    seen = await batches_of(settings, 30_000, 6_500, max_records=3_000, aligned=aligned)
     sizes = [n for _, n in seen]
     assert sum(sizes) == 6_500
     assert max(sizes) == 3_000
@@ -77,13 +89,17 @@ async def test_a_gathered_batch_stops_at_the_record_limit(settings: Settings) ->
     assert seen[-1][0] < 20.0
 
 
-async def test_a_quiet_stream_is_handled_at_once(settings: Settings) -> None:
-    seen = await batches_of(settings, 30_000, 10)
+@in_step
+async def test_a_quiet_stream_is_handled_at_once(settings: Settings, aligned: bool) -> None:
+    seen = await batches_of(settings, 30_000, 10, aligned=aligned)
     assert sum(n for _, n in seen) == 10
     assert seen[-1][0] < 10.0  # not after the 30 s of gathering
 
 
-async def test_without_gathering_a_busy_fetch_is_handled_as_it_comes(settings: Settings) -> None:
-    seen = await batches_of(settings, 0, GATHER_FROM + 1_500, later=500, after=2.0)
+@in_step
+async def test_without_gathering_a_busy_fetch_is_handled_as_it_comes(
+    settings: Settings, aligned: bool
+) -> None:
+    seen = await batches_of(settings, 0, GATHER_FROM + 1_500, later=500, after=2.0, aligned=aligned)
     assert sum(n for _, n in seen) == GATHER_FROM + 1_500
     assert len(seen) >= 2  # the late records came in a batch of their own
