@@ -91,14 +91,21 @@ class AlignedFetcher:
         max_records: int,
         timeout_ms: int,
         max_wait_s: float = 1.0,
+        as_they_come_when_caught_up: bool = False,
     ) -> None:
         self.consumer = consumer
         self.max_records = max_records
         self.timeout_ms = timeout_ms
         self.max_wait_s = max_wait_s
+        # A consumer that has read every partition to its end gets what arrives next as one
+        # fetch hands it out, unmerged, when that fetch leaves every partition at its end again:
+        # nothing it holds back could come before it. For a consumer whose order within a
+        # batch does not matter (it sorts the batch itself), not for the ledger's input.
+        self.as_they_come_when_caught_up = as_they_come_when_caught_up
         self.buffers: dict[TopicPartition, deque[Record]] = {}
         self.reached: dict[TopicPartition, int] = {}  # latest produce time delivered
         self.last_offset: dict[TopicPartition, int] = {}  # of the last record delivered
+        self.read_to: dict[TopicPartition, int] = {}  # the next offset to read, as last known
 
     async def next_batch(
         self,
@@ -110,6 +117,15 @@ class AlignedFetcher:
         ``timeout_ms`` and ``max_records`` override the fetcher's own for this batch."""
         timeout_ms = self.timeout_ms if timeout_ms is None else timeout_ms
         limit = self.max_records if max_records is None else max_records
+        if self.as_they_come_when_caught_up:
+            assigned = self._assigned()
+            if not any(self.buffers.values()) and self._caught_up(assigned):
+                if not self._add(await self._get([], timeout_ms, limit)):
+                    return []  # nothing arrived: idle
+                if self._caught_up(assigned):
+                    batch = [r for tp in sorted(self.buffers) for r in self.buffers[tp]]
+                    self.buffers.clear()
+                    return batch
         deadline: float | None = None
         while not stopping.is_set():
             assigned = self._assigned()
@@ -139,7 +155,27 @@ class AlignedFetcher:
             del self.buffers[tp]
             self.reached.pop(tp, None)
             self.last_offset.pop(tp, None)
+        for tp in self.read_to.keys() - assigned:
+            del self.read_to[tp]
         return assigned
+
+    def _caught_up(self, assigned: set[TopicPartition]) -> bool:
+        """Whether every partition has been read to its end as the consumer last saw it (from
+        the offsets delivered and the positions looked up, without asking the consumer)."""
+        for tp in assigned:
+            try:
+                end = self._end(tp)
+            except (IllegalStateError, AssertionError):  # revoked meanwhile
+                return False
+            if end is None or self.read_to.get(tp, -1) < end:
+                return False
+        return True
+
+    def _end(self, tp: TopicPartition) -> int | None:
+        end: int | None = self.consumer.last_stable_offset(tp)
+        if end is None or end < 0:  # read_uncommitted, or an old broker
+            end = self.consumer.highwater(tp)
+        return end
 
     def _share(self, assigned: set[TopicPartition]) -> int:
         return max(1, 2 * self.max_records // max(1, len(assigned)))
@@ -179,17 +215,17 @@ class AlignedFetcher:
             buffer.extend(records)
             self.reached[tp] = latest
             self.last_offset[tp] = records[-1].offset
+            self.read_to[tp] = records[-1].offset + 1
             added += len(records)
         return added
 
     async def _horizon(self, tp: TopicPartition) -> float | None:
         try:
             position = await self.consumer.position(tp)
-            end = self.consumer.last_stable_offset(tp)
-            if end is None or end < 0:  # read_uncommitted, or an old broker
-                end = self.consumer.highwater(tp)
+            end = self._end(tp)
         except (IllegalStateError, AssertionError):  # revoked meanwhile
             return DONE
+        self.read_to[tp] = position
         if end is not None and position >= end:
             return DONE  # nothing more to read: what it has delivered is all there is for now
         return self.reached[tp] if self.buffers.get(tp) else WAITING

@@ -354,7 +354,9 @@ async def consume_batches(
     and batch is then shared by more records. A quiet stream is handled as it comes. Records
     gathered when stopping are not handled, and so not committed: they are read again later.
     ``aligned``: the partitions are read in step, in produce order
-    (:class:`~shared.alignment.AlignedFetcher`), so that while catching up none runs ahead.
+    (:class:`~shared.alignment.AlignedFetcher`), so that while catching up none runs ahead; once
+    every partition is read to its end, what arrives next comes as fetched, unmerged (the
+    handler orders a batch itself), while it leaves every partition at its end again.
     """
     get = _aligned(consumer, stopping, max_records) if aligned else _plain(consumer, stopping)
     while not stopping.is_set():
@@ -380,7 +382,7 @@ def _plain(consumer: AIOKafkaConsumer, stopping: asyncio.Event) -> Fetch:
 
 
 def _aligned(consumer: AIOKafkaConsumer, stopping: asyncio.Event, max_records: int) -> Fetch:
-    fetcher = AlignedFetcher(consumer, max_records, 0)
+    fetcher = AlignedFetcher(consumer, max_records, 0, as_they_come_when_caught_up=True)
 
     async def get(timeout_ms: int, max_records: int) -> list[Record]:
         return await fetcher.next_batch(stopping, timeout_ms, max_records)

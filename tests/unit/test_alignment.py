@@ -148,3 +148,55 @@ async def test_a_partition_read_again_from_its_commit_replaces_what_was_buffered
     a_offsets = [r.offset for r in again if r.topic == A.topic]
     assert a_offsets == list(range(20))  # once each, in order, from the start
     assert times(again) == sorted(times(again))
+
+
+class ArrivingConsumer(FakeConsumer):
+    """A fake whose partitions' ends are known as of the last fetch that asked for them, as
+    aiokafka knows them, and whose logs grow."""
+
+    def __init__(self, logs: dict[TopicPartition, list[int]]) -> None:
+        super().__init__(logs)
+        self.known_end: dict[TopicPartition, int] = {}
+
+    def arrive(self, tp: TopicPartition, *ts: int) -> None:
+        start = len(self.logs[tp])
+        self.logs[tp].extend(Rec(tp.topic, tp.partition, start + i, t) for i, t in enumerate(ts))
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Rec]]:
+        for tp in partitions or self.logs:
+            self.known_end[tp] = len(self.logs[tp])
+        return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+
+    def last_stable_offset(self, tp: TopicPartition) -> int:
+        return -1  # read_uncommitted: the fetcher goes by the high watermark
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.known_end.get(tp)
+
+
+async def test_a_caught_up_fetcher_may_hand_out_what_arrives_as_it_was_fetched() -> None:
+    for loose in (False, True):
+        consumer = ArrivingConsumer({A: [1, 3], B: [2, 4]})
+        fetcher = AlignedFetcher(
+            cast(AIOKafkaConsumer, consumer), 10, 0, as_they_come_when_caught_up=loose
+        )
+        assert times(await read(fetcher, 1)) == [1, 2, 3, 4]  # a backlog: in produce order
+        consumer.arrive(A, 6)
+        consumer.arrive(B, 5)
+        # caught up, and the fetch leaves every partition at its end: as fetched, or merged
+        assert times(await read(fetcher, 1)) == ([6, 5] if loose else [5, 6])
+
+
+async def test_a_fetch_that_leaves_a_partition_behind_is_merged_in_produce_order() -> None:
+    consumer = ArrivingConsumer({A: [1], B: [2]})
+    fetcher = AlignedFetcher(
+        cast(AIOKafkaConsumer, consumer), 2, 0, as_they_come_when_caught_up=True
+    )
+    assert times(await read(fetcher, 1)) == [1, 2]
+    consumer.arrive(A, 5, 7, 9)
+    consumer.arrive(B, 6, 8)
+    # the first fetch takes two of A's records and leaves both partitions with more to read
+    out = await read(fetcher, 3)
+    assert times(out) == [5, 6, 7, 8, 9]
