@@ -120,7 +120,7 @@ class FakeConsumer:
     def last_stable_offset(self, tp: TopicPartition) -> int:
         return len(self.logs[tp])
 
-    def highwater(self, tp: TopicPartition) -> int:
+    def highwater(self, tp: TopicPartition) -> int | None:
         return len(self.logs[tp])
 
 
