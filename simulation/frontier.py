@@ -158,6 +158,64 @@ def comparison(points: list[dict[str, Any]], period: str) -> dict[str, Any]:
     return table
 
 
+BASELINES = ("normal", "static", "min_max")
+
+
+def lowest_margin(
+    points: list[dict[str, Any]], period: str, start: float = FILL_RATES[0], step: float = 0.0001
+) -> dict[str, Any] | None:
+    """Where ``lines`` needs the fewest units fewer than the best baseline, read every ``step``
+    of line fill from ``start`` to the highest fill a baseline reaches (the range a target of
+    "fewer units at every fill rate" covers), each policy's units interpolated on its curve as
+    :func:`units_at` does. Fills a baseline reaches and ``lines`` has no figure for (outside its
+    curve) are counted apart (``lines_missing``, with ``lines_from`` and ``lines_to``, the fills
+    its curve spans), as are fills no baseline has a figure for inside the range; neither is
+    guessed. None when nothing could be compared."""
+    by_policy = curves(points, period)
+    tops = [max(f for _, f in pts) for p, pts in by_policy.items() if p in BASELINES and pts]
+    if "lines" not in by_policy or not tops:
+        return None
+    top = max(tops)
+    lowest: dict[str, Any] | None = None
+    compared = missing = skipped = 0
+    for i in range(max(0, round((top - start) / step)) + 1):
+        fill = round(start + i * step, 6)
+        lines = units_at(by_policy["lines"], fill)
+        found = {p: units_at(by_policy[p], fill) for p in BASELINES if p in by_policy}
+        baselines = {p: u for p, u in found.items() if u is not None}
+        if not baselines:
+            skipped += 1
+            continue
+        if lines is None:
+            missing += 1
+            continue
+        compared += 1
+        best = min(baselines, key=lambda p: baselines[p])
+        saving = 1 - lines / baselines[best]
+        if lowest is None or saving < lowest["lines_saving"]:
+            lowest = {
+                "fill": fill,
+                "lines_saving": saving,
+                "lines_units": round(lines),
+                "best_baseline": best,
+                "best_baseline_units": round(baselines[best]),
+            }
+    if lowest is None:
+        return None
+    lowest["lines_saving"] = round(lowest["lines_saving"], 4)
+    return {
+        **lowest,
+        "from": start,
+        "to": round(top, 6),
+        "step": step,
+        "compared": compared,
+        "lines_missing": missing,
+        "lines_from": min(f for _, f in by_policy["lines"]),
+        "lines_to": max(f for _, f in by_policy["lines"]),
+        "no_baseline": skipped,
+    }
+
+
 def plot(points: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 

@@ -85,6 +85,7 @@ def frontier_report(
         points = frontier.sweep(events, base, policies, jobs=jobs, progress=step)
     periods = ("all", "early", "late") if split else ("all",)
     report = {p: frontier.comparison(points, p) for p in periods}
+    lowest = {p: frontier.lowest_margin(points, p) for p in periods}
     for period in periods:
         table = Table(title=f"units needed at each line fill rate: {period}")
         table.add_column("line fill")
@@ -99,13 +100,36 @@ def frontier_report(
                 "-" if saving is None else f"{saving:.1%} fewer",
             )
         console.print(table)
+        console.print(lowest_margin_line(lowest[period]))
     frontier.plot(points, plot, title + (f", split at {split}" if split else ""))
     written = {
         "options": options,
         "split": str(split) if split else None,
         "points": points,
         "units_at_fill": report,
+        "lowest_margin": lowest,
     }
     json_path.write_text(json.dumps(written, indent=2) + "\n")
     console.print(f"written: {json_path}, {plot}")
     return written
+
+
+def lowest_margin_line(lowest: dict[str, Any] | None) -> str:
+    """One line on where ``lines`` saves the least over the best baseline (or why not said)."""
+    if lowest is None:
+        return (
+            f"lowest margin: not measured (no fill from {frontier.FILL_RATES[0]:.2f} on that"
+            " lines and a baseline both reach)"
+        )
+    gap = ""
+    if lowest["lines_missing"]:
+        gap = (
+            f"; at {lowest['lines_missing']:,} fills a baseline reaches lines has no figure (its"
+            f" curve spans {lowest['lines_from']:.4f} to {lowest['lines_to']:.4f})"
+        )
+    return (
+        f"lowest margin from {lowest['from']:.2f} to {lowest['to']:.4f} (the highest fill a"
+        f" baseline reaches), every {lowest['step']:g}: {lowest['lines_saving']:.2%} fewer units"
+        f" at {lowest['fill']:.4f}, {lowest['lines_units']:,} against {lowest['best_baseline']}'s"
+        f" {lowest['best_baseline_units']:,}{gap}"
+    )

@@ -142,6 +142,8 @@ def test_the_frontier_writes_each_policy_at_each_setting_and_the_plot(tmp_path: 
     held = [p["all"]["average_units_held"] for p in points]
     assert held == sorted(held)  # more days of cover, more units
     assert set(report["units_at_fill"]["all"]) == {"0.75", "0.80", "0.85", "0.90"}
+    assert report["lowest_margin"] == {"all": None}  # lines was not run: nothing is claimed
+    assert "lowest margin: not measured" in done.stdout
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
