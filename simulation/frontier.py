@@ -22,7 +22,9 @@ from typing import Any
 from .closed_loop import SimConfig, SimResult, simulate
 
 SETTINGS: dict[str, tuple[float, ...]] = {
-    "lines": (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98),
+    # up to 0.995: the curve must reach the highest fill a baseline reaches (static and min_max
+    # at cover x4) for "fewer units at every fill" to be read over the whole range
+    "lines": (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995),
     "normal": (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999),
     "static": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
     "min_max": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
